@@ -1,0 +1,79 @@
+#include <pthread.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include "runtime/cli/commands.h"
+#include "vmm/vm.h"
+
+namespace skiff::cli {
+namespace {
+
+struct BootOptions {
+  VmConfig vm;
+  std::string console = "stdio";
+  std::string initrd;
+  bool quiet = false;
+};
+
+ConsoleConfig parse_console(const std::string& s) {
+  if (s == "stdio") return {ConsoleMode::Stdio, {}};
+  if (s == "pty") return {ConsoleMode::Pty, {}};
+  if (s == "none") return {ConsoleMode::None, {}};
+  if (s.empty()) throw ConfigError("--console needs stdio, pty, none or a file path");
+  return {ConsoleMode::File, s};
+}
+
+int run_boot(BootOptions& o) {
+  o.vm.console = parse_console(o.console);
+  if (!o.initrd.empty()) o.vm.initrd_path = o.initrd;
+
+  // SIGINT and SIGTERM stop the VM cleanly: block them before any thread
+  // starts, and take them on one thread of our own.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  Vm vm(o.vm);
+  if (o.vm.console.mode == ConsoleMode::Pty) std::fprintf(stderr, "skiff: serial console on %s\n", vm.console().pty_path().c_str());
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    if (sig != 0) vm.stop({VmExitKind::Stopped, std::string("stopped by signal ") + strsignal(sig)});
+  });
+  vm.start();
+  VmExit exit = vm.wait();
+  // Wake the signal thread if no signal came; stopping an ended VM is a no-op.
+  pthread_kill(signal_thread.native_handle(), SIGTERM);
+  signal_thread.join();
+
+  if (!o.quiet) std::fprintf(stderr, "skiff: VM ended: %s: %s\n", to_string(exit.kind).c_str(), exit.detail.c_str());
+  return exit_status(exit.kind);
+}
+
+}  // namespace
+
+void add_boot_command(CLI::App& app, int& status) {
+  auto opts = std::make_shared<BootOptions>();
+  auto* cmd = app.add_subcommand("boot", "Boot a VM from a kernel image, without an API; exits with the guest's exit reason");
+  cmd->add_option("--kernel", opts->vm.kernel_path, "bzImage or ELF vmlinux (PVH note) to boot")->required();
+  cmd->add_option("--initrd", opts->initrd, "initramfs to load");
+  cmd->add_option("--cmdline", opts->vm.cmdline, "kernel command line")->capture_default_str();
+  cmd->add_option("--vcpus", opts->vm.vcpus, "number of vCPUs")->capture_default_str();
+  cmd->add_option("--max-vcpus", opts->vm.max_vcpus, "vCPUs the guest may see hot-added (default: --vcpus)");
+  cmd->add_option("--memory", opts->vm.memory_mib, "guest memory in MiB")->capture_default_str();
+  cmd->add_flag("--hugepages", opts->vm.hugepages, "back guest memory with 2 MiB huge pages");
+  cmd->add_option("--console", opts->console, "stdio, pty, none, or a file to write the serial console to")
+      ->capture_default_str();
+  cmd->add_flag("--quiet,-q", opts->quiet, "do not print the exit reason");
+  cmd->footer(
+      "Exit status: 0 power-off, 1 error, 3 reset/reboot, 4 triple fault, 5 guest crash, 6 stopped by a signal.");
+  cmd->callback([opts, &status] { status = run_boot(*opts); });
+}
+
+}  // namespace skiff::cli

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of Skiff on Debian 12. Idempotent:
+# packages already present are skipped by apt, and apt's lists are refreshed
+# only when something is missing.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libcli11-dev                         # command-line parsing of skiff and its tools
+  linux-libc-dev                       # KVM uapi headers
+  libboost-dev libboost-system-dev     # Boost.Asio
+  capnproto libcapnp-dev               # control/agent API schemas and RPC
+  libjemalloc-dev                      # allocator linked into the binaries
+  libgtest-dev libgmock-dev            # unit tests
+  librapidcheck-dev                    # property tests
+  clang libclang-rt-14-dev             # libFuzzer and sanitizers
+  qemu-system-x86                      # benchmark peer (microvm) and the nested e2e tier
+  cpio xz-utils binutils               # unpacking kernel .debs for boot-image fixtures
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup-deps: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "setup-deps: all ${#packages[@]} packages present"

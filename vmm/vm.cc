@@ -1,0 +1,236 @@
+#include "vmm/vm.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "devices/i8042.h"
+#include "vmm/boot/boot_params.h"
+#include "vmm/boot/cpu_setup.h"
+#include "vmm/boot/layout.h"
+#include "vmm/boot/mptable.h"
+#include "vmm/sys_error.h"
+
+namespace skiff {
+namespace {
+
+constexpr uint64_t kMinMemoryMib = 4;
+
+uint64_t host_memory_mib() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  while (meminfo >> key >> kib) {
+    if (key == "MemTotal:") return kib / 1024;
+    meminfo.ignore(256, '\n');
+  }
+  return 0;
+}
+
+std::vector<uint8_t> read_file(const std::string& path, const char* what) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw_errno(std::string("open ") + what + " " + path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) < 0) throw_errno(std::string("stat ") + what + " " + path);
+  if (!S_ISREG(st.st_mode)) throw ConfigError(std::string(what) + " " + path + " is not a regular file");
+  std::vector<uint8_t> data(static_cast<size_t>(st.st_size));
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = retry_eintr([&] { return ::read(fd.get(), data.data() + done, data.size() - done); });
+    if (n < 0) throw_errno(std::string("read ") + what + " " + path);
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  data.resize(done);
+  return data;
+}
+
+// Reads the initramfs straight into guest memory at its final place.
+boot::InitrdPlacement load_initrd(const GuestMemory& mem, const std::string& path, uint64_t kernel_end,
+                                  uint64_t addr_max) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throw_errno("open initramfs " + path);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) < 0) throw_errno("stat initramfs " + path);
+  if (!S_ISREG(st.st_mode)) throw ConfigError("initramfs " + path + " is not a regular file");
+  auto place = boot::place_initrd(mem, kernel_end, static_cast<uint64_t>(st.st_size), addr_max);
+  auto dst = mem.slice(GuestAddress(place.addr), place.size);
+  size_t done = 0;
+  while (done < dst.size()) {
+    ssize_t n = retry_eintr([&] { return ::pread(fd.get(), dst.data() + done, dst.size() - done, done); });
+    if (n < 0) throw_errno("read initramfs " + path);
+    if (n == 0) throw ConfigError("initramfs " + path + " shrank while being read");
+    done += static_cast<size_t>(n);
+  }
+  return place;
+}
+
+}  // namespace
+
+void validate_config(const VmConfig& c, const kvm::System& kvm) {
+  if (c.kernel_path.empty()) throw ConfigError("no kernel given (--kernel FILE)");
+  if (c.vcpus == 0) throw ConfigError("vCPU count must be at least 1");
+  const uint32_t limit = std::min<uint32_t>(kvm.max_vcpus(), boot::kMpMaxCpus);
+  if (c.vcpus > limit)
+    throw ConfigError(std::to_string(c.vcpus) + " vCPUs requested; this host's KVM allows at most " + std::to_string(limit));
+  if (c.max_vcpus && c.max_vcpus < c.vcpus)
+    throw ConfigError("maximum vCPUs (" + std::to_string(c.max_vcpus) + ") is below the vCPU count (" +
+                      std::to_string(c.vcpus) + ")");
+  if (c.max_vcpus > limit)
+    throw ConfigError("maximum of " + std::to_string(c.max_vcpus) + " vCPUs; this host's KVM allows at most " +
+                      std::to_string(limit));
+  if (c.memory_mib < kMinMemoryMib)
+    throw ConfigError("memory size " + std::to_string(c.memory_mib) + " MiB is too small: at least " +
+                      std::to_string(kMinMemoryMib) + " MiB");
+  const uint64_t host = host_memory_mib();
+  if (host && c.memory_mib > host)
+    throw ConfigError("memory size " + std::to_string(c.memory_mib) + " MiB exceeds this host's " +
+                      std::to_string(host) + " MiB");
+  if (c.hugepages && c.memory_mib % 2)
+    throw ConfigError("with huge pages the memory size must be a multiple of 2 MiB");
+}
+
+std::string to_string(VmState s) {
+  switch (s) {
+    case VmState::Created: return "created";
+    case VmState::Running: return "running";
+    case VmState::Paused: return "paused";
+    case VmState::Exited: return "exited";
+  }
+  return "unknown";
+}
+
+Vm::Vm(const VmConfig& config)
+    : config_(config),
+      kvm_(),
+      memory_([&] {
+        kvm_.require_capabilities();
+        validate_config(config_, kvm_);
+        GuestMemoryOptions opts;
+        opts.hugepages = config_.hugepages;
+        return GuestMemory::create(layout::ram_regions(config_.memory_mib << 20), opts);
+      }()),
+      vm_(kvm_.create_vm()),
+      gsis_(devices::kFirstDeviceGsi, layout::kIoapicPins - devices::kFirstDeviceGsi) {
+  control_.set_kicker([this] { kick_all(); });
+  // Machine: TSS and identity map for VMX real mode, then the in-kernel
+  // LAPICs/IOAPIC/PIC and PIT; RAM slots.
+  vm_.set_tss_address(layout::kTssAddr);
+  vm_.set_identity_map_address(layout::kIdentityMapAddr);
+  vm_.create_irqchip();
+  vm_.create_pit();
+  uint32_t slot = 0;
+  for (const auto& r : memory_.regions()) vm_.set_user_memory_region(slot++, r.start().value(), r.size(), r.host_base());
+
+  // Kernel, command line, initramfs, memory map and boot tables.
+  auto image = read_file(config_.kernel_path, "kernel");
+  kernel_ = boot::load_kernel(memory_, image);
+  boot::BootInfo info;
+  info.cmdline = config_.cmdline;
+  const uint64_t cmdline_max = kernel_.header && kernel_.header->cmdline_size ? kernel_.header->cmdline_size : 4095;
+  boot::write_cmdline(memory_, info.cmdline, cmdline_max);
+  if (config_.initrd_path) {
+    const uint64_t addr_max = kernel_.header && kernel_.header->initrd_addr_max ? kernel_.header->initrd_addr_max
+                                                                                 : 0x7fffffffull;
+    info.initrd = load_initrd(memory_, *config_.initrd_path, kernel_.end, addr_max);
+  }
+  info.e820 = boot::e820_map(memory_);
+  const uint32_t max_vcpus = config_.max_vcpus ? config_.max_vcpus : config_.vcpus;
+  boot::write_mptable(memory_, config_.vcpus, max_vcpus);
+  if (kernel_.mode == boot::EntryMode::Linux64) {
+    boot::write_long_mode_tables(memory_);
+    boot::write_zero_page(memory_, boot::make_zero_page(kernel_.header, info));
+  } else {
+    boot::write_pvh_gdt(memory_);
+    boot::write_pvh_start_info(memory_, info);
+  }
+
+  // Legacy devices: COM1 console and the keyboard controller for reset.
+  console_ = std::make_unique<Console>(config_.console);
+  serial_irq_ = std::make_shared<devices::IrqFd>(vm_, devices::kCom1Irq);
+  serial_ = std::make_shared<devices::Serial>(console_->output(), serial_irq_);
+  pio_bus_.insert(serial_, devices::Serial::kCom1Base, devices::Serial::kLength);
+  auto i8042 = std::make_shared<devices::I8042>(
+      [this] { control_.finish({VmExitKind::Reset, "guest requested a reset (i8042)"}); });
+  pio_bus_.insert(i8042, devices::I8042::kBase, devices::I8042::kLength);
+
+  // vCPUs: all configured now; only the boot processor has entry registers,
+  // the others wait for the guest's INIT/SIPI.
+  const auto cpuid = kvm_.supported_cpuid();
+  const auto msrs = kvm_.msr_index_list();
+  for (uint32_t i = 0; i < config_.vcpus; ++i) {
+    auto vcpu = vm_.create_vcpu(i);
+    boot::configure_vcpu(vcpu, cpuid, msrs, {i, max_vcpus}, kernel_);
+    vcpus_.push_back(std::make_unique<VcpuThread>(std::move(vcpu), pio_bus_, mmio_bus_, control_));
+  }
+}
+
+Vm::~Vm() {
+  stop();
+  for (auto& v : vcpus_) v->join();
+}
+
+void Vm::start() {
+  std::lock_guard lock(state_mutex_);
+  if (state_ != VmState::Created) throw std::logic_error("VM already started");
+  control_.set_running_vcpus(vcpus_.size());
+  console_->attach_input(*serial_);
+  state_ = VmState::Running;
+  for (auto& v : vcpus_) v->start();
+}
+
+void Vm::kick_all() {
+  for (auto& v : vcpus_) v->kick();
+}
+
+void Vm::pause() {
+  std::lock_guard lock(state_mutex_);
+  if (state_ != VmState::Running) return;
+  control_.request_pause();
+  kick_all();
+  control_.wait_all_parked();
+  state_ = control_.finished() ? VmState::Exited : VmState::Paused;
+}
+
+void Vm::resume() {
+  std::lock_guard lock(state_mutex_);
+  if (state_ != VmState::Paused) return;
+  control_.resume();
+  state_ = VmState::Running;
+}
+
+void Vm::stop(VmExit exit) {
+  std::lock_guard lock(state_mutex_);
+  control_.finish(std::move(exit));
+  if (state_ == VmState::Created) {
+    // No thread will ever report in; nothing to wait for.
+    control_.set_running_vcpus(0);
+  }
+  state_ = VmState::Exited;
+}
+
+VmExit Vm::wait() {
+  auto e = control_.wait();
+  std::lock_guard lock(state_mutex_);
+  state_ = VmState::Exited;
+  return e;
+}
+
+std::optional<VmExit> Vm::wait_for(std::chrono::milliseconds timeout) {
+  auto e = control_.wait_for(timeout);
+  if (e) {
+    std::lock_guard lock(state_mutex_);
+    state_ = VmState::Exited;
+  }
+  return e;
+}
+
+VmState Vm::state() const {
+  std::lock_guard lock(state_mutex_);
+  if (control_.finished()) return VmState::Exited;
+  return state_;
+}
+
+}  // namespace skiff

@@ -1,0 +1,87 @@
+#pragma once
+// A KVM virtual machine booted from a kernel image: guest memory, the
+// in-kernel irqchip and PIT, legacy devices, vCPU threads and their
+// lifecycle (start, pause, resume, stop). Construction does the whole set-up
+// and validation; start() enters the guest.
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "devices/bus.h"
+#include "devices/interrupts.h"
+#include "devices/serial.h"
+#include "vmm/boot/kernel_image.h"
+#include "vmm/console.h"
+#include "vmm/guest_memory.h"
+#include "vmm/kvm.h"
+#include "vmm/run_control.h"
+#include "vmm/vcpu_thread.h"
+#include "vmm/vm_config.h"
+
+namespace skiff {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Throws ConfigError with one clear line for sizes no VM can have.
+void validate_config(const VmConfig& config, const kvm::System& kvm);
+
+enum class VmState { Created, Running, Paused, Exited };
+std::string to_string(VmState);
+
+class Vm {
+ public:
+  // Everything up to the first guest instruction: throws ConfigError,
+  // boot::BootImageError or std::system_error with context.
+  explicit Vm(const VmConfig& config);
+  ~Vm();
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+
+  // Devices may be added to the buses before start(); tests add theirs here.
+  devices::Bus& pio_bus() { return pio_bus_; }
+  devices::Bus& mmio_bus() { return mmio_bus_; }
+  kvm::Vm& kvm_vm() { return vm_; }
+  const GuestMemory& memory() const { return memory_; }
+  devices::GsiAllocator& gsi_allocator() { return gsis_; }
+  devices::Serial& serial() { return *serial_; }
+  const Console& console() const { return *console_; }
+  const boot::LoadedKernel& kernel() const { return kernel_; }
+
+  void start();
+  // Returns once no vCPU runs guest code.
+  void pause();
+  void resume();
+  // Ends the VM with `kind` (Stopped by default) unless it already ended.
+  void stop(VmExit exit = {VmExitKind::Stopped, "stopped by the host"});
+  VmExit wait();
+  std::optional<VmExit> wait_for(std::chrono::milliseconds timeout);
+  VmState state() const;
+
+  size_t vcpu_count() const { return vcpus_.size(); }
+  const ExitCounters& exit_counters(size_t vcpu) const { return vcpus_.at(vcpu)->counters(); }
+
+ private:
+  void kick_all();
+
+  VmConfig config_;
+  kvm::System kvm_;
+  GuestMemory memory_;
+  kvm::Vm vm_;
+  devices::Bus pio_bus_{"pio"};
+  devices::Bus mmio_bus_{"mmio"};
+  devices::GsiAllocator gsis_;
+  std::unique_ptr<Console> console_;
+  std::shared_ptr<devices::IrqFd> serial_irq_;
+  std::shared_ptr<devices::Serial> serial_;
+  boot::LoadedKernel kernel_;
+  RunControl control_;
+  std::vector<std::unique_ptr<VcpuThread>> vcpus_;
+  mutable std::mutex state_mutex_;
+  VmState state_ = VmState::Created;
+};
+
+}  // namespace skiff

@@ -1,0 +1,28 @@
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace skiff {
+
+enum class ConsoleMode { Stdio, File, Pty, None };
+
+struct ConsoleConfig {
+  ConsoleMode mode = ConsoleMode::Stdio;
+  std::string path;  // ConsoleMode::File
+};
+
+struct VmConfig {
+  std::string kernel_path;
+  std::optional<std::string> initrd_path;
+  // Firecracker's defaults: serial console, reboot through the keyboard
+  // controller, no PCI probing, panic ends the VM.
+  std::string cmdline = "console=ttyS0 reboot=k panic=1 pci=off";
+  uint32_t vcpus = 1;
+  uint32_t max_vcpus = 0;  // 0: same as vcpus; more leaves room for hot-add
+  uint64_t memory_mib = 128;
+  bool hugepages = false;
+  ConsoleConfig console;
+};
+
+}  // namespace skiff
