@@ -108,14 +108,17 @@ std::vector<kvm_cpuid_entry2> System::supported_cpuid() const {
     cpuid->nent = n;
     if (::ioctl(fd_.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
       return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
+    if (errno == EINVAL || errno == ENOTTY) return {};  // not offered (PVM): the guest keeps KVM's own CPUID
     if (errno != E2BIG || n > 4096) throw_errno("KVM_GET_SUPPORTED_CPUID");
   }
 }
 
 std::vector<uint32_t> System::msr_index_list() const {
   kvm_msr_list probe{};
-  if (::ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+  if (::ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG) {
+    if (errno == EINVAL || errno == ENOTTY) return {};  // not offered (PVM): no boot MSRs are set
     throw_errno("KVM_GET_MSR_INDEX_LIST");
+  }
   size_t bytes = sizeof(kvm_msr_list) + probe.nmsrs * sizeof(uint32_t);
   auto buf = std::make_unique<uint8_t[]>(bytes);
   auto* list = reinterpret_cast<kvm_msr_list*>(buf.get());
@@ -259,6 +262,7 @@ void Vcpu::set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) {
 }
 
 void Vcpu::set_msrs(const std::vector<kvm_msr_entry>& msrs) {
+  if (msrs.empty()) return;
   size_t bytes = sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry);
   auto buf = std::make_unique<uint8_t[]>(bytes);
   std::memset(buf.get(), 0, bytes);

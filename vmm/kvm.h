@@ -41,6 +41,8 @@ class System {
 
   int vcpu_mmap_size() const;
   unsigned max_vcpus() const;
+  // Both empty where this KVM does not offer the ioctl (PVM); the guest then
+  // runs with the CPUID and MSRs KVM gives every vCPU.
   std::vector<kvm_cpuid_entry2> supported_cpuid() const;
   std::vector<uint32_t> msr_index_list() const;
 
@@ -97,7 +99,7 @@ class Vcpu {
   void set_sregs(const kvm_sregs&);
   void set_fpu(const kvm_fpu&);
   void set_cpuid(const std::vector<kvm_cpuid_entry2>&);
-  // Returns how many MSRs KVM accepted; throws when it accepted fewer than given.
+  // Throws when KVM accepted fewer MSRs than given.
   void set_msrs(const std::vector<kvm_msr_entry>&);
   kvm_lapic_state get_lapic() const;
   void set_lapic(const kvm_lapic_state&);

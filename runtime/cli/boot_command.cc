@@ -72,7 +72,7 @@ void add_boot_command(CLI::App& app, int& status) {
       ->capture_default_str();
   cmd->add_flag("--quiet,-q", opts->quiet, "do not print the exit reason");
   cmd->footer(
-      "Exit status: 0 power-off, 1 error, 3 reset/reboot, 4 triple fault, 5 guest crash, 6 stopped by a signal.");
+      "Exit status: 0 power-off, 1 error, 2 bad usage, 3 reset/reboot, 4 triple fault, 5 guest crash, 6 stopped by a signal.");
   cmd->callback([opts, &status] { status = run_boot(*opts); });
 }
 

@@ -12,6 +12,10 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"Skiff: containers in KVM microVMs, with the VMM in the runtime process", "skiff"};
   app.require_subcommand(1);
+  // Bad input gets one line, like every other error of ours.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("skiff: error: ") + e.what() + " (see --help)\n";
+  });
   int status = 0;
   skiff::cli::add_boot_command(app, status);
   skiff::cli::add_check_command(app, status);
@@ -19,7 +23,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version are "errors" with status 0; real usage errors get 2.
+    return app.exit(e) == 0 ? 0 : 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "skiff: error: %s\n", e.what());
     return 1;
