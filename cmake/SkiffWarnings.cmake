@@ -7,3 +7,8 @@ if(SKIFF_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
   add_link_options(-fsanitize=address,undefined)
 endif()
+
+if(SKIFF_FUZZ)
+  # Coverage instrumentation for the code under test too, not just the target.
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
