@@ -108,17 +108,14 @@ std::vector<kvm_cpuid_entry2> System::supported_cpuid() const {
     cpuid->nent = n;
     if (::ioctl(fd_.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
       return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
-    if (errno == EINVAL || errno == ENOTTY) return {};  // not offered (PVM): the guest keeps KVM's own CPUID
     if (errno != E2BIG || n > 4096) throw_errno("KVM_GET_SUPPORTED_CPUID");
   }
 }
 
 std::vector<uint32_t> System::msr_index_list() const {
   kvm_msr_list probe{};
-  if (::ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG) {
-    if (errno == EINVAL || errno == ENOTTY) return {};  // not offered (PVM): no boot MSRs are set
+  if (::ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
     throw_errno("KVM_GET_MSR_INDEX_LIST");
-  }
   size_t bytes = sizeof(kvm_msr_list) + probe.nmsrs * sizeof(uint32_t);
   auto buf = std::make_unique<uint8_t[]>(bytes);
   auto* list = reinterpret_cast<kvm_msr_list*>(buf.get());

@@ -1,7 +1,7 @@
 #pragma once
 // RAII handles for the KVM system, VM and vCPU file descriptors. Every failing
 // ioctl raises std::system_error saying what was being done.
-#include <linux/kvm.h>
+#include "vmm/kvm_uapi.h"
 
 #include <cstdint>
 #include <string>
@@ -41,8 +41,6 @@ class System {
 
   int vcpu_mmap_size() const;
   unsigned max_vcpus() const;
-  // Both empty where this KVM does not offer the ioctl (PVM); the guest then
-  // runs with the CPUID and MSRs KVM gives every vCPU.
   std::vector<kvm_cpuid_entry2> supported_cpuid() const;
   std::vector<uint32_t> msr_index_list() const;
 

@@ -160,10 +160,15 @@ Vm::Vm(const VmConfig& config)
   // the others wait for the guest's INIT/SIPI.
   const auto cpuid = kvm_.supported_cpuid();
   const auto msrs = kvm_.msr_index_list();
+  // Create every vCPU before configuring any: KVM re-evaluates the APIC map
+  // when a LAPIC is set, and an AP created after the last LAPIC write can miss
+  // its INIT/SIPI (seen on PVM with exactly two vCPUs).
+  std::vector<kvm::Vcpu> created;
+  created.reserve(config_.vcpus);
+  for (uint32_t i = 0; i < config_.vcpus; ++i) created.push_back(vm_.create_vcpu(i));
   for (uint32_t i = 0; i < config_.vcpus; ++i) {
-    auto vcpu = vm_.create_vcpu(i);
-    boot::configure_vcpu(vcpu, cpuid, msrs, {i, max_vcpus}, kernel_);
-    vcpus_.push_back(std::make_unique<VcpuThread>(std::move(vcpu), pio_bus_, mmio_bus_, control_));
+    boot::configure_vcpu(created[i], cpuid, msrs, {i, max_vcpus}, kernel_);
+    vcpus_.push_back(std::make_unique<VcpuThread>(std::move(created[i]), pio_bus_, mmio_bus_, control_));
   }
 }
 

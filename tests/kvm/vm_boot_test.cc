@@ -1,7 +1,7 @@
 // Guests entering through the real boot paths: PVH (ELF note) and the 64-bit
 // Linux boot protocol (bzImage), console output, reset and triple fault.
 #include <gtest/gtest.h>
-#include <linux/kvm.h>
+#include "vmm/kvm_uapi.h"
 #include <unistd.h>
 
 #include <cstdio>

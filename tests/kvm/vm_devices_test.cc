@@ -1,7 +1,7 @@
 // Port and MMIO accesses reaching devices with the right data, ioeventfd and
 // irqfd round trips, and several vCPUs each reporting their APIC id.
 #include <gtest/gtest.h>
-#include <linux/kvm.h>
+#include "vmm/kvm_uapi.h"
 
 #include <set>
 

@@ -190,7 +190,7 @@ kvm_regs boot_regs(const LoadedKernel& kernel) {
 
 void configure_vcpu(kvm::Vcpu& vcpu, const std::vector<kvm_cpuid_entry2>& supported,
                     const std::vector<uint32_t>& msr_list, const CpuTopology& topo, const LoadedKernel& kernel) {
-  if (!supported.empty()) vcpu.set_cpuid(guest_cpuid(supported, topo));
+  vcpu.set_cpuid(guest_cpuid(supported, topo));
   vcpu.set_msrs(boot_msrs(msr_list));
   kvm_fpu fpu{};
   fpu.fcw = 0x37f;

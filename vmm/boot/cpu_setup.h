@@ -2,7 +2,7 @@
 // Architectural vCPU state at boot: CPUID, MSRs, FPU, local APIC, and the
 // registers, segments and page tables of the entry mode (64-bit Linux boot
 // protocol or 32-bit PVH).
-#include <linux/kvm.h>
+#include "vmm/kvm_uapi.h"
 
 #include <cstdint>
 #include <vector>
