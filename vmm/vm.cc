@@ -115,14 +115,16 @@ Vm::Vm(const VmConfig& config)
       vm_(kvm_.create_vm()),
       gsis_(devices::kFirstDeviceGsi, layout::kIoapicPins - devices::kFirstDeviceGsi) {
   control_.set_kicker([this] { kick_all(); });
-  // Machine: TSS and identity map for VMX real mode, then the in-kernel
-  // LAPICs/IOAPIC/PIC and PIT; RAM slots.
+  // Machine: RAM slots first: once the in-kernel irqchip exists, every
+  // memslot change waits for an SRCU grace period (measured: 6-7 ms per VM,
+  // twice the whole set-up budget). Then the TSS and identity map for VMX
+  // real mode, the in-kernel LAPICs/IOAPIC/PIC and the PIT.
+  uint32_t slot = 0;
+  for (const auto& r : memory_.regions()) vm_.set_user_memory_region(slot++, r.start().value(), r.size(), r.host_base());
   vm_.set_tss_address(layout::kTssAddr);
   vm_.set_identity_map_address(layout::kIdentityMapAddr);
   vm_.create_irqchip();
   vm_.create_pit();
-  uint32_t slot = 0;
-  for (const auto& r : memory_.regions()) vm_.set_user_memory_region(slot++, r.start().value(), r.size(), r.host_base());
 
   // Kernel, command line, initramfs, memory map and boot tables.
   auto image = read_file(config_.kernel_path, "kernel");
