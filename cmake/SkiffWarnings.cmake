@@ -12,3 +12,12 @@ if(SKIFF_FUZZ)
   # Coverage instrumentation for the code under test too, not just the target.
   add_compile_options(-fsanitize=fuzzer-no-link)
 endif()
+
+# Link options for the programs we ship: jemalloc as the allocator (the
+# sanitizers bring their own), static C++ runtime.
+function(skiff_binary target)
+  if(NOT SKIFF_SANITIZE)
+    target_link_libraries(${target} PRIVATE ${JEMALLOC_STATIC} ${CMAKE_DL_LIBS})
+  endif()
+  target_link_options(${target} PRIVATE -static-libstdc++ -static-libgcc)
+endfunction()
