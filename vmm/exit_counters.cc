@@ -18,6 +18,8 @@ std::string ExitCounters::summary() const {
     if (!s.empty()) s += ' ';
     s += exit_reason_name(r) + "=" + std::to_string(n);
   }
+  if (uint64_t n = unclaimed_pio_.load(std::memory_order_relaxed)) s += " unclaimed_pio=" + std::to_string(n);
+  if (uint64_t n = unclaimed_mmio_.load(std::memory_order_relaxed)) s += " unclaimed_mmio=" + std::to_string(n);
   return s.empty() ? "none" : s;
 }
 

@@ -11,6 +11,7 @@
 #include "vmm/boot/cpu_setup.h"
 #include "vmm/boot/layout.h"
 #include "vmm/boot/mptable.h"
+#include "vmm/log.h"
 #include "vmm/sys_error.h"
 
 namespace skiff {
@@ -172,6 +173,13 @@ Vm::Vm(const VmConfig& config)
     boot::configure_vcpu(created[i], cpuid, msrs, {i, max_vcpus}, kernel_);
     vcpus_.push_back(std::make_unique<VcpuThread>(std::move(created[i]), pio_bus_, mmio_bus_, control_));
   }
+  log::info("vmm", "vm created",
+            {{"kernel", config_.kernel_path},
+             {"entry", std::string(kernel_.mode == boot::EntryMode::Pvh32 ? "pvh" : "linux64")},
+             {"vcpus", uint64_t{config_.vcpus}},
+             {"max_vcpus", uint64_t{max_vcpus}},
+             {"memory_mib", config_.memory_mib},
+             {"kvm", kvm::to_string(kvm::detect_flavour())}});
 }
 
 Vm::~Vm() {
@@ -186,6 +194,7 @@ void Vm::start() {
   console_->attach_input(*serial_);
   state_ = VmState::Running;
   for (auto& v : vcpus_) v->start();
+  log::info("vmm", "vm started");
 }
 
 void Vm::kick_all() {
@@ -199,6 +208,7 @@ void Vm::pause() {
   kick_all();
   control_.wait_all_parked();
   state_ = control_.finished() ? VmState::Exited : VmState::Paused;
+  log::info("vmm", "vm paused");
 }
 
 void Vm::resume() {
@@ -206,6 +216,7 @@ void Vm::resume() {
   if (state_ != VmState::Paused) return;
   control_.resume();
   state_ = VmState::Running;
+  log::info("vmm", "vm resumed");
 }
 
 void Vm::stop(VmExit exit) {
@@ -220,18 +231,24 @@ void Vm::stop(VmExit exit) {
 
 VmExit Vm::wait() {
   auto e = control_.wait();
-  std::lock_guard lock(state_mutex_);
-  state_ = VmState::Exited;
+  mark_exited(e);
   return e;
 }
 
 std::optional<VmExit> Vm::wait_for(std::chrono::milliseconds timeout) {
   auto e = control_.wait_for(timeout);
-  if (e) {
-    std::lock_guard lock(state_mutex_);
-    state_ = VmState::Exited;
-  }
+  if (e) mark_exited(*e);
   return e;
+}
+
+void Vm::mark_exited(const VmExit& e) {
+  std::lock_guard lock(state_mutex_);
+  if (exit_logged_) return;
+  exit_logged_ = true;
+  state_ = VmState::Exited;
+  log::Fields fields = {{"reason", to_string(e.kind)}, {"detail", e.detail}};
+  for (const auto& v : vcpus_) fields.emplace_back("exits_vcpu" + std::to_string(v->id()), v->counters().summary());
+  log::info("vmm", "vm exited", fields);
 }
 
 VmState Vm::state() const {

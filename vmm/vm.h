@@ -66,6 +66,7 @@ class Vm {
 
  private:
   void kick_all();
+  void mark_exited(const VmExit& e);
 
   VmConfig config_;
   kvm::System kvm_;
@@ -82,6 +83,7 @@ class Vm {
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
   mutable std::mutex state_mutex_;
   VmState state_ = VmState::Created;
+  bool exit_logged_ = false;
 };
 
 }  // namespace skiff

@@ -1,4 +1,5 @@
 #include <pthread.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -6,6 +7,7 @@
 #include <thread>
 
 #include "runtime/cli/commands.h"
+#include "vmm/log.h"
 #include "vmm/vm.h"
 
 namespace skiff::cli {
@@ -15,6 +17,8 @@ struct BootOptions {
   VmConfig vm;
   std::string console = "stdio";
   std::string initrd;
+  std::string log_path;
+  std::string log_level = "info";
   bool quiet = false;
 };
 
@@ -28,6 +32,12 @@ ConsoleConfig parse_console(const std::string& s) {
 
 int run_boot(BootOptions& o) {
   o.vm.console = parse_console(o.console);
+  if (!o.log_path.empty()) {
+    auto& logger = log::Logger::global();
+    logger.set_level(log::parse_level(o.log_level));
+    if (o.log_path == "-") logger.use_fd(STDERR_FILENO);
+    else logger.open_file(o.log_path);
+  }
   if (!o.initrd.empty()) o.vm.initrd_path = o.initrd;
 
   // SIGINT and SIGTERM stop the VM cleanly: block them before any thread
@@ -70,6 +80,8 @@ void add_boot_command(CLI::App& app, int& status) {
   cmd->add_flag("--hugepages", opts->vm.hugepages, "back guest memory with 2 MiB huge pages");
   cmd->add_option("--console", opts->console, "stdio, pty, none, or a file to write the serial console to")
       ->capture_default_str();
+  cmd->add_option("--log", opts->log_path, "write JSON-lines logs to FILE (- for stderr)");
+  cmd->add_option("--log-level", opts->log_level, "debug, info, warn or error")->capture_default_str();
   cmd->add_flag("--quiet,-q", opts->quiet, "do not print the exit reason");
   cmd->footer(
       "Exit status: 0 power-off, 1 error, 2 bad usage, 3 reset/reboot, 4 triple fault, 5 guest crash, 6 stopped by a signal.");

@@ -11,6 +11,7 @@
 #include <linux/vm_sockets.h>
 
 #include "runtime/cli/commands.h"
+#include "skiff_version.h"
 #include "vmm/boot/kernel_image.h"
 #include "vmm/kvm.h"
 #include "vmm/unique_fd.h"

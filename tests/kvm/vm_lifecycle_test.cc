@@ -70,15 +70,19 @@ TEST(Lifecycle, StopWhilePausedAndDestroyWithoutStart) {
   }
 }
 
-// Runs `skiff ARGS`, returning the exit status and what it printed on stderr.
-std::pair<int, std::string> run_skiff(const std::string& args) {
-  std::string cmd = std::string(SKIFF_BINARY) + " " + args + " 2>&1 >/dev/null";
+// Runs a shell command; returns its exit status and what it printed.
+std::pair<int, std::string> run_capture(const std::string& cmd) {
   FILE* p = ::popen(cmd.c_str(), "r");
   std::string out;
   std::array<char, 512> buf;
   while (p && std::fgets(buf.data(), buf.size(), p)) out += buf.data();
   int status = p ? ::pclose(p) : -1;
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// Runs `skiff ARGS`, returning the exit status and what it printed on stderr.
+std::pair<int, std::string> run_skiff(const std::string& args) {
+  return run_capture(std::string(SKIFF_BINARY) + " " + args + " 2>&1 >/dev/null");
 }
 
 std::string write_file(const char* tag, const std::string& bytes) {
@@ -128,6 +132,59 @@ TEST(Cli, BadInputGetsOneClearLine) {
                         "kernel command line is 70000 bytes");
   expect_one_line_error("boot --kernel " + hello + " --console /nonexistent/dir/log", "/nonexistent/dir/log");
   expect_one_line_error("boot --vcpus abc --kernel " + hello, "vcpus");
+}
+
+}  // namespace
+}  // namespace skiff::test
+
+namespace skiff::test {
+namespace {
+
+TEST(Cli, BootWritesStructuredLogs) {
+  SKIFF_REQUIRE_KVM();
+  std::string log = std::string(::testing::TempDir()) + "skiff-boot-log.jsonl";
+  std::remove(log.c_str());
+  auto [status, err] = run_skiff(std::string("boot --console none --log ") + log + " --kernel " + kGuestHello);
+  EXPECT_EQ(status, 3) << err;
+  std::ifstream f(log);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(f, line);) lines.push_back(line);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_NE(lines[0].find("\"msg\":\"vm created\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("\"entry\":\"pvh\""), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find("\"msg\":\"vm started\""), std::string::npos) << lines[1];
+  EXPECT_NE(lines[2].find("\"msg\":\"vm exited\",\"reason\":\"reset\""), std::string::npos) << lines[2];
+  EXPECT_NE(lines[2].find("\"exits_vcpu0\":\"io="), std::string::npos) << lines[2];
+  for (const auto& l : lines) EXPECT_NE(l.find("\"component\":\"vmm\""), std::string::npos) << l;
+  std::remove(log.c_str());
+}
+
+// `skiff check` prints one line per item; the verdict depends on the host,
+// the items this machine has must say OK.
+TEST(Cli, CheckReportsEachItem) {
+  SKIFF_REQUIRE_KVM();
+  auto [check_status, out] = run_capture(std::string(SKIFF_BINARY) + " check --kernel " + kGuestHelloBzImage + " 2>&1");
+  EXPECT_NE(check_status, -1);
+  auto line_of = [&](const std::string& item) {
+    auto pos = out.find("\n" + item + " ");
+    if (pos == std::string::npos && out.rfind(item + " ", 0) == 0) pos = 0;
+    else if (pos != std::string::npos) ++pos;
+    if (pos == std::string::npos) return std::string();
+    return out.substr(pos, out.find('\n', pos) - pos);
+  };
+  EXPECT_NE(line_of("kvm").find(" OK"), std::string::npos) << out;
+  EXPECT_NE(line_of("kvm flavour").find(" OK"), std::string::npos) << out;
+  EXPECT_NE(line_of("KVM_CAP_IRQFD").find(" OK"), std::string::npos) << out;
+  EXPECT_NE(line_of("KVM_CAP_IMMEDIATE_EXIT").find(" OK"), std::string::npos) << out;
+  EXPECT_NE(line_of("kernel").find("OK  " + std::string(kGuestHelloBzImage) + " (bzImage, boot protocol 2.15)"),
+            std::string::npos) << out;
+  for (const char* item : {"tun", "vsock", "cgroup v2"}) EXPECT_FALSE(line_of(item).empty()) << item << "\n" << out;
+
+  auto [status, err] = run_skiff("check --kernel /nonexistent/bzImage");
+  EXPECT_EQ(status, 1);
+  auto [bad_status, out2] = run_capture(std::string(SKIFF_BINARY) + " check --kernel /etc/hostname");
+  EXPECT_EQ(bad_status, 1);
+  EXPECT_NE(out2.find("kernel                 FAIL  /etc/hostname: "), std::string::npos) << out2;
 }
 
 }  // namespace
