@@ -28,13 +28,15 @@ struct CheckOptions {
 class Report {
  public:
   void ok(const std::string& item, const std::string& detail = "") {
-    std::printf("%-22s OK%s%s\n", item.c_str(), detail.empty() ? "" : "  ", detail.c_str());
+    std::printf("%-22s OK%s%s\n", item.c_str(), detail.empty() ? "" : "    ", detail.c_str());
   }
   void fail(const std::string& item, const std::string& reason) {
     std::printf("%-22s FAIL  %s\n", item.c_str(), reason.c_str());
     ++failures_;
   }
-  void info(const std::string& item, const std::string& detail) { std::printf("%-22s --    %s\n", item.c_str(), detail.c_str()); }
+  void info(const std::string& item, const std::string& detail) {
+    std::printf("%-22s --    %s\n", item.c_str(), detail.c_str());
+  }
   int failures() const { return failures_; }
 
  private:

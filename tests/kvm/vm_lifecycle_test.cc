@@ -176,7 +176,7 @@ TEST(Cli, CheckReportsEachItem) {
   EXPECT_NE(line_of("kvm flavour").find(" OK"), std::string::npos) << out;
   EXPECT_NE(line_of("KVM_CAP_IRQFD").find(" OK"), std::string::npos) << out;
   EXPECT_NE(line_of("KVM_CAP_IMMEDIATE_EXIT").find(" OK"), std::string::npos) << out;
-  EXPECT_NE(line_of("kernel").find("OK  " + std::string(kGuestHelloBzImage) + " (bzImage, boot protocol 2.15)"),
+  EXPECT_NE(line_of("kernel").find("OK    " + std::string(kGuestHelloBzImage) + " (bzImage, boot protocol 2.15)"),
             std::string::npos) << out;
   for (const char* item : {"tun", "vsock", "cgroup v2"}) EXPECT_FALSE(line_of(item).empty()) << item << "\n" << out;
 
