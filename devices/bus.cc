@@ -51,30 +51,27 @@ const Bus::Entry* Bus::find(uint64_t addr, uint64_t len) const {
   return &e;
 }
 
+std::shared_ptr<BusDevice> Bus::resolve(uint64_t addr, uint64_t len, uint64_t& offset) const {
+  std::shared_lock lock(mutex_);
+  const Entry* e = find(addr, len);
+  if (!e) return nullptr;
+  offset = addr - e->range.base;
+  // A reference, so the device outlives a concurrent remove() during the access.
+  return e->device;
+}
+
 bool Bus::read(uint64_t addr, std::span<uint8_t> data) const {
-  std::shared_ptr<BusDevice> dev;
   uint64_t offset = 0;
-  {
-    std::shared_lock lock(mutex_);
-    const Entry* e = find(addr, data.size());
-    if (!e) return false;
-    dev = e->device;
-    offset = addr - e->range.base;
-  }
+  auto dev = resolve(addr, data.size(), offset);
+  if (!dev) return false;
   dev->read(offset, data);
   return true;
 }
 
 bool Bus::write(uint64_t addr, std::span<const uint8_t> data) const {
-  std::shared_ptr<BusDevice> dev;
   uint64_t offset = 0;
-  {
-    std::shared_lock lock(mutex_);
-    const Entry* e = find(addr, data.size());
-    if (!e) return false;
-    dev = e->device;
-    offset = addr - e->range.base;
-  }
+  auto dev = resolve(addr, data.size(), offset);
+  if (!dev) return false;
   dev->write(offset, data);
   return true;
 }

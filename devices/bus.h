@@ -53,6 +53,8 @@ class Bus {
   };
   // Returns the entry covering [addr, addr+len) or nullptr.
   const Entry* find(uint64_t addr, uint64_t len) const;
+  // The device covering the access and the offset into it; null when none.
+  std::shared_ptr<BusDevice> resolve(uint64_t addr, uint64_t len, uint64_t& offset) const;
 
   std::string name_;
   mutable std::shared_mutex mutex_;

@@ -5,13 +5,24 @@
 #include <sys/mman.h>
 
 #include <cstring>
-#include <memory>
 #include <stdexcept>
 
 #include "vmm/sys_error.h"
 
 namespace skiff::kvm {
 namespace {
+
+// A KVM struct ending in a flexible array (kvm_cpuid2, kvm_msrs, ...) with
+// room for `n` entries, zeroed and 8-byte aligned.
+template <typename Header, typename Entry>
+class FlexArray {
+ public:
+  explicit FlexArray(size_t n) : storage_((sizeof(Header) + n * sizeof(Entry) + 7) / 8, 0) {}
+  Header* get() { return reinterpret_cast<Header*>(storage_.data()); }
+
+ private:
+  std::vector<uint64_t> storage_;
+};
 
 template <typename Arg>
 int ioctl_or_throw(int fd, unsigned long req, Arg arg, const std::string& what) {
@@ -101,10 +112,8 @@ unsigned System::max_vcpus() const {
 std::vector<kvm_cpuid_entry2> System::supported_cpuid() const {
   // Grow the buffer until KVM stops answering E2BIG.
   for (uint32_t n = 128;; n *= 2) {
-    size_t bytes = sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2);
-    auto buf = std::make_unique<uint8_t[]>(bytes);
-    std::memset(buf.get(), 0, bytes);
-    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
+    FlexArray<kvm_cpuid2, kvm_cpuid_entry2> buf(n);
+    auto* cpuid = buf.get();
     cpuid->nent = n;
     if (::ioctl(fd_.get(), KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
       return std::vector<kvm_cpuid_entry2>(cpuid->entries, cpuid->entries + cpuid->nent);
@@ -116,9 +125,8 @@ std::vector<uint32_t> System::msr_index_list() const {
   kvm_msr_list probe{};
   if (::ioctl(fd_.get(), KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
     throw_errno("KVM_GET_MSR_INDEX_LIST");
-  size_t bytes = sizeof(kvm_msr_list) + probe.nmsrs * sizeof(uint32_t);
-  auto buf = std::make_unique<uint8_t[]>(bytes);
-  auto* list = reinterpret_cast<kvm_msr_list*>(buf.get());
+  FlexArray<kvm_msr_list, uint32_t> buf(probe.nmsrs);
+  auto* list = buf.get();
   list->nmsrs = probe.nmsrs;
   ioctl_or_throw(fd_.get(), KVM_GET_MSR_INDEX_LIST, list, "KVM_GET_MSR_INDEX_LIST");
   return std::vector<uint32_t>(list->indices, list->indices + list->nmsrs);
@@ -249,10 +257,8 @@ void Vcpu::set_sregs(const kvm_sregs& s) { ioctl_or_throw(fd_.get(), KVM_SET_SRE
 void Vcpu::set_fpu(const kvm_fpu& f) { ioctl_or_throw(fd_.get(), KVM_SET_FPU, &f, "KVM_SET_FPU"); }
 
 void Vcpu::set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) {
-  size_t bytes = sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2);
-  auto buf = std::make_unique<uint8_t[]>(bytes);
-  std::memset(buf.get(), 0, bytes);
-  auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.get());
+  FlexArray<kvm_cpuid2, kvm_cpuid_entry2> buf(entries.size());
+  auto* cpuid = buf.get();
   cpuid->nent = static_cast<uint32_t>(entries.size());
   std::memcpy(cpuid->entries, entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
   ioctl_or_throw(fd_.get(), KVM_SET_CPUID2, cpuid, "KVM_SET_CPUID2");
@@ -260,10 +266,8 @@ void Vcpu::set_cpuid(const std::vector<kvm_cpuid_entry2>& entries) {
 
 void Vcpu::set_msrs(const std::vector<kvm_msr_entry>& msrs) {
   if (msrs.empty()) return;
-  size_t bytes = sizeof(kvm_msrs) + msrs.size() * sizeof(kvm_msr_entry);
-  auto buf = std::make_unique<uint8_t[]>(bytes);
-  std::memset(buf.get(), 0, bytes);
-  auto* list = reinterpret_cast<kvm_msrs*>(buf.get());
+  FlexArray<kvm_msrs, kvm_msr_entry> buf(msrs.size());
+  auto* list = buf.get();
   list->nmsrs = static_cast<uint32_t>(msrs.size());
   std::memcpy(list->entries, msrs.data(), msrs.size() * sizeof(kvm_msr_entry));
   int set = ioctl_or_throw(fd_.get(), KVM_SET_MSRS, list, "KVM_SET_MSRS");

@@ -8,7 +8,7 @@
  * with interrupts off (a halted vCPU burns no host CPU), which is what the
  * memory-overhead measurement wants.
  */
-#include "pvh_note.h"
+#include "guest.h"  /* tests/guest: PVH_NOTE */
 
 	PVH_NOTE _start
 

@@ -2,7 +2,7 @@
  * first_reset.elf - a PVH guest whose first port write asks the i8042 for a
  * CPU reset (0xfe to port 0x64), which ends `skiff boot` with exit status 3.
  */
-#include "pvh_note.h"
+#include "guest.h"  /* tests/guest: PVH_NOTE */
 
 	PVH_NOTE _start
 

@@ -5,7 +5,7 @@
  * 0xf4 for QEMU's isa-debug-exit (exit status 3), and, since Skiff leaves
  * 0xf4 unclaimed, 0xfe to the i8042 for Skiff (exit status 3).
  */
-#include "pvh_note.h"
+#include "guest.h"  /* tests/guest: PVH_NOTE */
 
 	PVH_NOTE _start
 

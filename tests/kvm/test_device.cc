@@ -97,6 +97,13 @@ VmConfig guest_config(const std::string& kernel, uint32_t vcpus) {
   return c;
 }
 
+std::optional<VmExit> run_to_exit(Vm& vm) {
+  vm.start();
+  auto exit = vm.wait_for(kGuestTimeout);
+  if (!exit) vm.stop();
+  return exit;
+}
+
 std::string kvm_unavailable_reason() {
   int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
   if (fd < 0) return std::string("kvm test skipped: open /dev/kvm: ") + std::strerror(errno);

@@ -6,6 +6,7 @@
 #include <ostream>
 #include <condition_variable>
 #include <functional>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -59,6 +60,10 @@ VmConfig guest_config(const std::string& kernel, uint32_t vcpus = 1);
 
 // Guests run slowly under PVM's emulation; give them this long.
 inline constexpr std::chrono::seconds kGuestTimeout{60};
+
+// Starts `vm` and waits for the guest to end it; after kGuestTimeout stops
+// the VM and returns nullopt.
+std::optional<VmExit> run_to_exit(Vm& vm);
 
 // Skips the test when this machine has no usable /dev/kvm.
 #define SKIFF_REQUIRE_KVM()                                                    \

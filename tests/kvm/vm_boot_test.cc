@@ -30,10 +30,8 @@ std::string boot_to_console(const std::string& kernel, VmExit& exit) {
   cfg.console = {ConsoleMode::File, console};
   {
     Vm vm(cfg);
-    vm.start();
-    auto e = vm.wait_for(kGuestTimeout);
+    auto e = run_to_exit(vm);
     if (!e) {
-      vm.stop();
       ADD_FAILURE() << "guest did not finish within " << kGuestTimeout.count() << " s";
       return slurp(console);
     }
@@ -65,8 +63,7 @@ TEST(Boot, TripleFaultEndsTheVmWithItsReason) {
   auto rec = std::make_shared<Recorder>();
   Vm vm(guest_config(kGuestTripleFault));
   attach_test_devices(vm, rec);
-  vm.start();
-  auto exit = vm.wait_for(kGuestTimeout);
+  auto exit = run_to_exit(vm);
   ASSERT_TRUE(exit.has_value()) << "guest did not finish";
   EXPECT_EQ(exit->kind, VmExitKind::TripleFault) << exit->detail;
   EXPECT_EQ(rec->reports(), std::vector<uint32_t>{0x7f});

@@ -17,8 +17,7 @@ TEST(Devices, PortAndMmioAccessesCarryTheRightData) {
   auto rec = std::make_shared<Recorder>();
   Vm vm(guest_config(kGuestPioMmio));
   attach_test_devices(vm, rec);
-  vm.start();
-  auto exit = vm.wait_for(kGuestTimeout);
+  auto exit = run_to_exit(vm);
   ASSERT_TRUE(exit.has_value()) << "guest did not finish";
   EXPECT_EQ(exit->kind, VmExitKind::Reset) << exit->detail;
 
@@ -89,8 +88,7 @@ TEST_P(Smp, EveryVcpuReportsItsApicId) {
   cfg.max_vcpus = n + 2;  // disabled MP-table entries must not be started
   Vm vm(cfg);
   attach_test_devices(vm, rec);
-  vm.start();
-  auto exit = vm.wait_for(kGuestTimeout);
+  auto exit = run_to_exit(vm);
   ASSERT_TRUE(exit.has_value()) << "guest did not finish; reports so far: " << rec->reports().size();
   EXPECT_EQ(exit->kind, VmExitKind::Reset) << exit->detail;
   auto reports = rec->reports();
