@@ -64,9 +64,17 @@ GuestMemory GuestMemory::create(std::vector<RegionSpec> specs, const GuestMemory
     UniqueFd fd(::memfd_create(options.name.c_str(), flags));
     if (!fd) throw_errno("memfd_create for " + describe(s.start, s.size));
     if (::ftruncate(fd.get(), static_cast<off_t>(s.size)) < 0) throw_errno("ftruncate guest memory memfd");
-    // MAP_NORESERVE: guest pages are committed as the guest touches them.
-    void* p = ::mmap(nullptr, s.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(), 0);
-    if (p == MAP_FAILED) throw_errno("mmap " + describe(s.start, s.size));
+    // Normal pages: MAP_NORESERVE, committed as the guest touches them. Huge
+    // pages are reserved up front instead: without a reservation a guest
+    // touching a page the pool can't supply would kill the VMM with SIGBUS.
+    const int map_flags = MAP_SHARED | (options.hugepages ? 0 : MAP_NORESERVE);
+    void* p = ::mmap(nullptr, s.size, PROT_READ | PROT_WRITE, map_flags, fd.get(), 0);
+    if (p == MAP_FAILED) {
+      if (options.hugepages)
+        throw_errno("mmap " + describe(s.start, s.size) + " on 2 MiB huge pages (reserve enough in "
+                    "/proc/sys/vm/nr_hugepages)");
+      throw_errno("mmap " + describe(s.start, s.size));
+    }
     Mapping mapping(p, s.size);
     // Guest RAM must not be copied into a forked child (skiff create forks).
     ::madvise(p, s.size, MADV_DONTFORK);

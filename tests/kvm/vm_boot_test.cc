@@ -2,6 +2,9 @@
 // Linux boot protocol (bzImage), console output, reset and triple fault.
 #include <gtest/gtest.h>
 #include "vmm/kvm_uapi.h"
+#include <fcntl.h>
+#include <poll.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -68,6 +71,40 @@ TEST(Boot, TripleFaultEndsTheVmWithItsReason) {
   EXPECT_EQ(exit->kind, VmExitKind::TripleFault) << exit->detail;
   EXPECT_EQ(rec->reports(), std::vector<uint32_t>{0x7f});
   EXPECT_EQ(vm.exit_counters(0).get(KVM_EXIT_SHUTDOWN), 1u);
+}
+
+}  // namespace
+}  // namespace skiff::test
+
+namespace skiff::test {
+namespace {
+
+TEST(Boot, ConsoleOnAPseudoTerminal) {
+  SKIFF_REQUIRE_KVM();
+  auto cfg = guest_config(kGuestHello);
+  cfg.console.mode = ConsoleMode::Pty;
+  Vm vm(cfg);
+  const std::string path = vm.console().pty_path();
+  ASSERT_EQ(path.rfind("/dev/pts/", 0), 0u) << path;
+  int slave = ::open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+  ASSERT_GE(slave, 0) << path;
+  termios t{};
+  ASSERT_EQ(::tcgetattr(slave, &t), 0);
+  ::cfmakeraw(&t);  // no newline translation: read exactly what the guest wrote
+  ASSERT_EQ(::tcsetattr(slave, TCSANOW, &t), 0);
+  auto exit = run_to_exit(vm);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(exit->kind, VmExitKind::Reset);
+  std::string out;
+  char buf[128];
+  pollfd p{slave, POLLIN, 0};
+  while (out.size() < 25 && ::poll(&p, 1, 1000) > 0) {
+    ssize_t n = ::read(slave, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(slave);
+  EXPECT_EQ(out, "Hello from a Skiff guest\n");
 }
 
 }  // namespace

@@ -1,5 +1,8 @@
 #include "vmm/guest_memory.h"
 
+#include <fstream>
+#include <system_error>
+
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
@@ -112,6 +115,43 @@ RC_GTEST_PROP(GuestMemoryProperty, CheckedAddNeverWraps, (uint64_t base, uint64_
   unsigned __int128 sum = static_cast<unsigned __int128>(base) + off;
   RC_ASSERT(r.has_value() == (sum <= ~0ull));
   if (r) RC_ASSERT(r->value() == base + off);
+}
+
+}  // namespace
+}  // namespace skiff
+
+namespace skiff {
+namespace {
+
+uint64_t free_huge_pages() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  uint64_t value = 0;
+  while (meminfo >> key >> value) {
+    if (key == "HugePages_Free:") return value;
+    meminfo.ignore(256, '\n');
+  }
+  return 0;
+}
+
+// With huge pages the memory is reserved at creation: either the pool has
+// room and every page is usable, or creation fails with a clear error.
+TEST(GuestMemory, HugePagesAreReservedUpFront) {
+  GuestMemoryOptions opts;
+  opts.hugepages = true;
+  if (free_huge_pages() >= 2) {
+    auto mem = GuestMemory::create({{GuestAddress(0), 4 * kMiB}}, opts);
+    mem.write_obj(GuestAddress(4 * kMiB - 8), uint64_t{42});
+    EXPECT_EQ(mem.read_obj<uint64_t>(GuestAddress(4 * kMiB - 8)), 42u);
+  } else {
+    try {
+      GuestMemory::create({{GuestAddress(0), 4 * kMiB}}, opts);
+      FAIL() << "no huge pages free, yet creation succeeded";
+    } catch (const std::system_error& e) {
+      EXPECT_NE(std::string(e.what()).find("nr_hugepages"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(GuestMemory::create({{GuestAddress(0), 3 * kMiB}}, opts), std::invalid_argument);  // not 2 MiB aligned
 }
 
 }  // namespace
