@@ -5,14 +5,9 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "vmm/hex.h"
+
 namespace skiff::devices {
-namespace {
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-}  // namespace
 
 void Bus::insert(std::shared_ptr<BusDevice> device, uint64_t base, uint64_t length) {
   if (!device) throw std::invalid_argument(name_ + " bus: null device at " + hex(base));

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "vmm/hex.h"
 #include "vmm/sys_error.h"
 
 namespace skiff {
@@ -14,11 +15,6 @@ namespace {
 constexpr uint64_t kPageSize = 4096;
 constexpr uint64_t kHugePageSize = 2ull << 20;
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 std::string describe(GuestAddress addr, uint64_t len) {
   return "guest range [" + hex(addr.value()) + ", +" + hex(len) + ")";

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "vmm/hex.h"
 #include "vmm/sys_error.h"
 
 namespace skiff::kvm {
@@ -271,11 +272,8 @@ void Vcpu::set_msrs(const std::vector<kvm_msr_entry>& msrs) {
   list->nmsrs = static_cast<uint32_t>(msrs.size());
   std::memcpy(list->entries, msrs.data(), msrs.size() * sizeof(kvm_msr_entry));
   int set = ioctl_or_throw(fd_.get(), KVM_SET_MSRS, list, "KVM_SET_MSRS");
-  if (static_cast<size_t>(set) != msrs.size()) {
-    char idx[16];
-    std::snprintf(idx, sizeof idx, "%#x", msrs[set].index);
-    throw std::runtime_error("KVM_SET_MSRS: KVM rejected MSR " + std::string(idx));
-  }
+  if (static_cast<size_t>(set) != msrs.size())
+    throw std::runtime_error("KVM_SET_MSRS: KVM rejected MSR " + hex(msrs[set].index));
 }
 
 kvm_lapic_state Vcpu::get_lapic() const {

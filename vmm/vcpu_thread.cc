@@ -5,6 +5,8 @@
 #include <cstring>
 #include <mutex>
 
+#include "vmm/hex.h"
+
 namespace skiff {
 namespace {
 
@@ -16,11 +18,6 @@ void store_immediate_exit(kvm_run* run, uint8_t v) {
   std::atomic_ref<uint8_t>(run->immediate_exit).store(v, std::memory_order_seq_cst);
 }
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 }  // namespace
 

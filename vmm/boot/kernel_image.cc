@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "vmm/boot/layout.h"
+#include "vmm/hex.h"
 
 namespace skiff::boot {
 namespace {
@@ -17,11 +18,6 @@ constexpr uint64_t kSetupHeaderOffset = 0x1f1;
 constexpr uint64_t kStartup64Offset = 0x200;
 constexpr uint32_t kXenElfnotePhys32Entry = 18;
 
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 template <typename T>
 T read_at(std::span<const uint8_t> bytes, uint64_t offset, const char* what) {
