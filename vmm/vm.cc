@@ -116,7 +116,22 @@ Vm::Vm(const VmConfig& config)
       vm_(kvm_.create_vm()),
       gsis_(devices::kFirstDeviceGsi, layout::kIoapicPins - devices::kFirstDeviceGsi) {
   control_.set_kicker([this] { kick_all(); });
-  // Machine: RAM slots first: once the in-kernel irqchip exists, every
+  setup_machine();
+  const uint32_t max_vcpus = config_.max_vcpus ? config_.max_vcpus : config_.vcpus;
+  load_boot_image(max_vcpus);
+  attach_legacy_devices();
+  create_vcpus(max_vcpus);
+  log::info("vmm", "vm created",
+            {{"kernel", config_.kernel_path},
+             {"entry", std::string(kernel_.mode == boot::EntryMode::Pvh32 ? "pvh" : "linux64")},
+             {"vcpus", uint64_t{config_.vcpus}},
+             {"max_vcpus", uint64_t{max_vcpus}},
+             {"memory_mib", config_.memory_mib},
+             {"kvm", kvm::to_string(kvm::detect_flavour())}});
+}
+
+void Vm::setup_machine() {
+  // RAM slots first: once the in-kernel irqchip exists, every
   // memslot change waits for an SRCU grace period (measured: 6-7 ms per VM,
   // twice the whole set-up budget). Then the TSS and identity map for VMX
   // real mode, the in-kernel LAPICs/IOAPIC/PIC and the PIT.
@@ -126,7 +141,9 @@ Vm::Vm(const VmConfig& config)
   vm_.set_identity_map_address(layout::kIdentityMapAddr);
   vm_.create_irqchip();
   vm_.create_pit();
+}
 
+void Vm::load_boot_image(uint32_t max_vcpus) {
   // Kernel, command line, initramfs, memory map and boot tables.
   auto image = read_file(config_.kernel_path, "kernel");
   kernel_ = boot::load_kernel(memory_, image);
@@ -140,7 +157,6 @@ Vm::Vm(const VmConfig& config)
     info.initrd = load_initrd(memory_, *config_.initrd_path, kernel_.end, addr_max);
   }
   info.e820 = boot::e820_map(memory_);
-  const uint32_t max_vcpus = config_.max_vcpus ? config_.max_vcpus : config_.vcpus;
   boot::write_mptable(memory_, config_.vcpus, max_vcpus);
   if (kernel_.mode == boot::EntryMode::Linux64) {
     boot::write_long_mode_tables(memory_);
@@ -149,8 +165,10 @@ Vm::Vm(const VmConfig& config)
     boot::write_pvh_gdt(memory_);
     boot::write_pvh_start_info(memory_, info);
   }
+}
 
-  // Legacy devices: COM1 console and the keyboard controller for reset.
+void Vm::attach_legacy_devices() {
+  // COM1 console and the keyboard controller for reset.
   console_ = std::make_unique<Console>(config_.console);
   serial_irq_ = std::make_shared<devices::IrqFd>(vm_, devices::kCom1Irq);
   serial_ = std::make_shared<devices::Serial>(console_->output(), serial_irq_);
@@ -158,8 +176,10 @@ Vm::Vm(const VmConfig& config)
   auto i8042 = std::make_shared<devices::I8042>(
       [this] { control_.finish({VmExitKind::Reset, "guest requested a reset (i8042)"}); });
   pio_bus_.insert(i8042, devices::I8042::kBase, devices::I8042::kLength);
+}
 
-  // vCPUs: all configured now; only the boot processor has entry registers,
+void Vm::create_vcpus(uint32_t max_vcpus) {
+  // All configured now; only the boot processor has entry registers,
   // the others wait for the guest's INIT/SIPI.
   const auto cpuid = kvm_.supported_cpuid();
   const auto msrs = kvm_.msr_index_list();
@@ -173,13 +193,6 @@ Vm::Vm(const VmConfig& config)
     boot::configure_vcpu(created[i], cpuid, msrs, {i, max_vcpus}, kernel_);
     vcpus_.push_back(std::make_unique<VcpuThread>(std::move(created[i]), pio_bus_, mmio_bus_, control_));
   }
-  log::info("vmm", "vm created",
-            {{"kernel", config_.kernel_path},
-             {"entry", std::string(kernel_.mode == boot::EntryMode::Pvh32 ? "pvh" : "linux64")},
-             {"vcpus", uint64_t{config_.vcpus}},
-             {"max_vcpus", uint64_t{max_vcpus}},
-             {"memory_mib", config_.memory_mib},
-             {"kvm", kvm::to_string(kvm::detect_flavour())}});
 }
 
 Vm::~Vm() {

@@ -65,6 +65,11 @@ class Vm {
   const ExitCounters& exit_counters(size_t vcpu) const { return vcpus_.at(vcpu)->counters(); }
 
  private:
+  // Set-up steps of the constructor, in order.
+  void setup_machine();
+  void load_boot_image(uint32_t max_vcpus);
+  void attach_legacy_devices();
+  void create_vcpus(uint32_t max_vcpus);
   void kick_all();
   void mark_exited(const VmExit& e);
 
