@@ -17,6 +17,7 @@ packages=(
   clang libclang-rt-14-dev             # libFuzzer and sanitizers
   qemu-system-x86                      # benchmark peer (microvm) and the nested e2e tier
   cpio xz-utils binutils               # unpacking kernel .debs for boot-image fixtures
+  acpica-tools                         # iasl: the ACPI table tests disassemble what we generate
 )
 
 missing=()

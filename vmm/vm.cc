@@ -6,7 +6,9 @@
 
 #include <fstream>
 
+#include "devices/acpi_pm.h"
 #include "devices/i8042.h"
+#include "vmm/boot/acpi.h"
 #include "vmm/boot/boot_params.h"
 #include "vmm/boot/cpu_setup.h"
 #include "vmm/boot/layout.h"
@@ -157,7 +159,12 @@ void Vm::load_boot_image(uint32_t max_vcpus) {
     info.initrd = load_initrd(memory_, *config_.initrd_path, kernel_.end, addr_max);
   }
   info.e820 = boot::e820_map(memory_);
+  // Both MP and ACPI tables: a kernel built without ACPI still finds its CPUs.
   boot::write_mptable(memory_, config_.vcpus, max_vcpus);
+  boot::AcpiPlatform acpi{config_.vcpus, max_vcpus, static_cast<uint16_t>(devices::AcpiPm::kBase),
+                          static_cast<uint16_t>(devices::PvPanic::kPort)};
+  boot::write_acpi_tables(memory_, acpi, layout::kRsdpAddr, layout::kAcpiTablesEnd);
+  info.rsdp = layout::kRsdpAddr;
   if (kernel_.mode == boot::EntryMode::Linux64) {
     boot::write_long_mode_tables(memory_);
     boot::write_zero_page(memory_, boot::make_zero_page(kernel_.header, info));
@@ -176,6 +183,15 @@ void Vm::attach_legacy_devices() {
   auto i8042 = std::make_shared<devices::I8042>(
       [this] { control_.finish({VmExitKind::Reset, "guest requested a reset (i8042)"}); });
   pio_bus_.insert(i8042, devices::I8042::kBase, devices::I8042::kLength);
+  // ACPI power-off and reset registers, and pvpanic for kernel panics.
+  auto pm = std::make_shared<devices::AcpiPm>(
+      [this] { control_.finish({VmExitKind::PowerOff, "guest powered off (ACPI S5)"}); },
+      [this] { control_.finish({VmExitKind::Reset, "guest requested a reset (ACPI reset register)"}); });
+  pio_bus_.insert(pm, devices::AcpiPm::kBase, devices::AcpiPm::kLength);
+  auto pvpanic = std::make_shared<devices::PvPanic>(
+      [this] { control_.finish({VmExitKind::Crash, "guest kernel panicked (pvpanic)"}); },
+      [] { log::warn("vmm", "guest crash kernel loaded (pvpanic)"); });
+  pio_bus_.insert(pvpanic, devices::PvPanic::kPort, devices::PvPanic::kLength);
 }
 
 void Vm::create_vcpus(uint32_t max_vcpus) {

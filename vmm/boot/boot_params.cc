@@ -58,6 +58,7 @@ boot_params make_zero_page(const std::optional<setup_header>& header, const Boot
     p.hdr.kernel_alignment = 0x1000000;
   }
   p.hdr.type_of_loader = kLoaderTypeUndefined;
+  p.acpi_rsdp_addr = info.rsdp;
   p.hdr.cmd_line_ptr = static_cast<uint32_t>(layout::kCmdlineAddr);
   p.hdr.cmdline_size = static_cast<uint32_t>(info.cmdline.size() + 1);
   if (info.initrd) {
@@ -85,6 +86,7 @@ void write_pvh_start_info(const GuestMemory& mem, const BootInfo& info) {
   si.magic = kHvmStartMagic;
   si.version = 1;
   si.cmdline_paddr = layout::kCmdlineAddr;
+  si.rsdp_paddr = info.rsdp;
   si.memmap_paddr = layout::kPvhMemmapAddr;
   si.memmap_entries = static_cast<uint32_t>(info.e820.size());
   if (info.initrd) {

@@ -44,6 +44,7 @@ void write_cmdline(const GuestMemory& mem, const std::string& cmdline, uint64_t 
 
 struct BootInfo {
   std::string cmdline;
+  uint64_t rsdp = 0;  // ACPI RSDP, 0 when there are no ACPI tables
   std::optional<InitrdPlacement> initrd;
   std::vector<E820Entry> e820;
 };

@@ -25,6 +25,10 @@ inline constexpr uint64_t kCmdlineMaxSize = 0x10000;
 // for it (the start of the EBDA).
 inline constexpr uint64_t kMpTableAddr = 0x9fc00;
 inline constexpr uint64_t kEbdaStart = 0x9fc00;
+// ACPI: the RSDP where Linux also scans for it, the other tables after it,
+// below the MP table in the F-segment.
+inline constexpr uint64_t kRsdpAddr = 0xe0000;
+inline constexpr uint64_t kAcpiTablesEnd = 0xf0000;
 inline constexpr uint64_t kHighMemStart = 0x100000;  // kernels load at 1 MiB
 inline constexpr uint64_t kKernelLoadAddr = 0x100000;
 
