@@ -3,9 +3,10 @@
 # `make allnoconfig`, then config.fragment merged on top. Outputs vmlinux (ELF
 # with the PVH entry note) and bzImage into OUTDIR.
 #
-# Cached by the source package version and the hash of the fragment and this
-# script, under $SKIFF_CACHE_DIR (default /var/cache/skiff): a second run with
-# the same inputs only copies the cached files.
+# Cached by the source package version and the hash of the fragment (and of
+# RECIPE, bumped when the build steps below change what they produce), under
+# $SKIFF_CACHE_DIR (default /var/cache/skiff): a second run with the same
+# inputs only copies the cached files.
 #
 # Usage: build-kernel.sh OUTDIR
 set -euo pipefail
@@ -22,7 +23,8 @@ if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok insta
   apt-get install -y -qq --no-install-recommends "$pkg" bc bison flex libelf-dev xz-utils make gcc libc6-dev >/dev/null
 fi
 version=$(dpkg-query -W -f='${Version}' "$pkg")
-key=$(cat "$here/config.fragment" "$0" | sha256sum | cut -c1-16)
+RECIPE=1
+key=$( (cat "$here/config.fragment"; echo "recipe $RECIPE") | sha256sum | cut -c1-16)
 cache="$cache_root/$version-$key"
 mkdir -p "$out"
 
@@ -71,4 +73,5 @@ fi
 for f in vmlinux bzImage config; do
   cmp -s "$cache/$f" "$out/$f" 2>/dev/null || cp "$cache/$f" "$out/$f"
 done
+touch "$out/vmlinux" "$out/bzImage"  # newer than the inputs, for the build system
 say "$out/vmlinux, $out/bzImage ($pkg $version, fragment $key)"

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "devices/acpi_pm.h"
+#include "devices/boot_marker.h"
 #include "devices/i8042.h"
 #include "vmm/boot/acpi.h"
 #include "vmm/boot/boot_params.h"
@@ -192,6 +193,21 @@ void Vm::attach_legacy_devices() {
       [this] { control_.finish({VmExitKind::Crash, "guest kernel panicked (pvpanic)"}); },
       [] { log::warn("vmm", "guest crash kernel loaded (pvpanic)"); });
   pio_bus_.insert(pvpanic, devices::PvPanic::kPort, devices::PvPanic::kLength);
+  auto marker = std::make_shared<devices::BootMarker>([this](uint8_t milestone) {
+    if (milestone != devices::BootMarker::kUserspace) return;
+    const auto since_start = std::chrono::steady_clock::now() - started_at_;
+    const int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(since_start).count();
+    int64_t unset = -1;
+    if (userspace_us_.compare_exchange_strong(unset, us))
+      log::info("vmm", "guest userspace reached", {{"ms", static_cast<double>(us) / 1000.0}});
+  });
+  pio_bus_.insert(marker, devices::BootMarker::kPort, devices::BootMarker::kLength);
+}
+
+std::optional<std::chrono::microseconds> Vm::userspace_reached() const {
+  int64_t us = userspace_us_.load();
+  if (us < 0) return std::nullopt;
+  return std::chrono::microseconds(us);
 }
 
 void Vm::create_vcpus(uint32_t max_vcpus) {
@@ -220,6 +236,7 @@ void Vm::start() {
   std::lock_guard lock(state_mutex_);
   if (state_ != VmState::Created) throw std::logic_error("VM already started");
   control_.set_running_vcpus(vcpus_.size());
+  started_at_ = std::chrono::steady_clock::now();
   console_->attach_input(*serial_);
   state_ = VmState::Running;
   for (auto& v : vcpus_) v->start();

@@ -3,6 +3,7 @@
 // in-kernel irqchip and PIT, legacy devices, vCPU threads and their
 // lifecycle (start, pause, resume, stop). Construction does the whole set-up
 // and validation; start() enters the guest.
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -62,6 +63,8 @@ class Vm {
   VmState state() const;
 
   size_t vcpu_count() const { return vcpus_.size(); }
+  // Time from start() to the guest's boot-marker write (devices/boot_marker.h).
+  std::optional<std::chrono::microseconds> userspace_reached() const;
   const ExitCounters& exit_counters(size_t vcpu) const { return vcpus_.at(vcpu)->counters(); }
 
  private:
@@ -89,6 +92,8 @@ class Vm {
   mutable std::mutex state_mutex_;
   VmState state_ = VmState::Created;
   bool exit_logged_ = false;
+  std::chrono::steady_clock::time_point started_at_;
+  std::atomic<int64_t> userspace_us_{-1};
 };
 
 }  // namespace skiff

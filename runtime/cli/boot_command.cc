@@ -38,6 +38,11 @@ int run_boot(BootOptions& o) {
     if (o.log_path == "-") logger.use_fd(STDERR_FILENO);
     else logger.open_file(o.log_path);
   }
+  // With no --kernel, boot the guest kernel and initramfs this build made.
+  if (o.vm.kernel_path.empty()) {
+    o.vm.kernel_path = SKIFF_DEFAULT_KERNEL;
+    if (o.initrd.empty()) o.initrd = SKIFF_DEFAULT_INITRD;
+  }
   if (!o.initrd.empty()) o.vm.initrd_path = o.initrd;
 
   // SIGINT and SIGTERM stop the VM cleanly: block them before any thread
@@ -71,8 +76,10 @@ int run_boot(BootOptions& o) {
 void add_boot_command(CLI::App& app, int& status) {
   auto opts = std::make_shared<BootOptions>();
   auto* cmd = app.add_subcommand("boot", "Boot a VM from a kernel image, without an API; exits with the guest's exit reason");
-  cmd->add_option("--kernel", opts->vm.kernel_path, "bzImage or ELF vmlinux (PVH note) to boot")->required();
-  cmd->add_option("--initrd", opts->initrd, "initramfs to load");
+  cmd->add_option("--kernel", opts->vm.kernel_path,
+                  "bzImage or ELF vmlinux (PVH note) to boot [default: " SKIFF_DEFAULT_KERNEL "]");
+  cmd->add_option("--initrd", opts->initrd,
+                  "initramfs to load [default with the default kernel: " SKIFF_DEFAULT_INITRD "]");
   cmd->add_option("--cmdline", opts->vm.cmdline, "kernel command line")->capture_default_str();
   cmd->add_option("--vcpus", opts->vm.vcpus, "number of vCPUs")->capture_default_str();
   cmd->add_option("--max-vcpus", opts->vm.max_vcpus, "vCPUs the guest may see hot-added (default: --vcpus)");

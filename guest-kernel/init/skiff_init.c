@@ -1,0 +1,122 @@
+/*
+ * skiff-init: PID 1 of Skiff's initramfs until the guest agent replaces it.
+ *
+ * It marks the moment userspace starts on the VMM's boot-marker port (so the
+ * host can time boot without parsing the console), mounts the pseudo file
+ * systems, reports what the guest sees, then does what skiff.action= on the
+ * kernel command line asks:
+ *   poweroff (default)  power the VM off through ACPI
+ *   reboot              reboot (the VMM ends with "reset")
+ *   panic               exit, so the kernel panics ("Attempted to kill init")
+ *   shell               run busybox sh on the console, power off when it exits
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/io.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Must match devices/boot_marker.h on the host. */
+#define BOOT_MARKER_PORT 0x440
+#define BOOT_MARKER_USERSPACE 0x01
+
+static void mark_userspace(void) {
+  /* ioperm needs CAP_SYS_RAWIO, which PID 1 has; a failure only costs the timing. */
+  if (ioperm(BOOT_MARKER_PORT, 1, 1) == 0) outb(BOOT_MARKER_USERSPACE, BOOT_MARKER_PORT);
+}
+
+static void mount_fs(const char* source, const char* target, const char* type, unsigned long flags) {
+  mkdir(target, 0755);
+  if (mount(source, target, type, flags, NULL) < 0 && errno != EBUSY)
+    fprintf(stderr, "skiff-init: mount %s on %s: %s\n", type, target, strerror(errno));
+}
+
+static void read_file(const char* path, char* buf, size_t size) {
+  buf[0] = 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t n = read(fd, buf, size - 1);
+  close(fd);
+  buf[n > 0 ? n : 0] = 0;
+}
+
+/* The value of key= on the kernel command line, or NULL. */
+static const char* cmdline_value(const char* cmdline, const char* key, char* out, size_t size) {
+  size_t klen = strlen(key);
+  for (const char* p = cmdline; (p = strstr(p, key)) != NULL; p += klen) {
+    if (p != cmdline && p[-1] != ' ') continue;
+    if (p[klen] != '=') continue;
+    const char* v = p + klen + 1;
+    size_t n = strcspn(v, " \n");
+    if (n >= size) n = size - 1;
+    memcpy(out, v, n);
+    out[n] = 0;
+    return out;
+  }
+  return NULL;
+}
+
+static long mem_total_kib(void) {
+  char buf[4096];
+  read_file("/proc/meminfo", buf, sizeof buf);
+  const char* p = strstr(buf, "MemTotal:");
+  return p ? strtol(p + 9, NULL, 10) : -1;
+}
+
+static void power_off(void) {
+  sync();
+  reboot(RB_POWER_OFF);
+  fprintf(stderr, "skiff-init: power-off failed: %s\n", strerror(errno));
+  for (;;) pause();
+}
+
+int main(void) {
+  mark_userspace();
+  mount_fs("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  mount_fs("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  mount_fs("devtmpfs", "/dev", "devtmpfs", MS_NOSUID);
+  mount_fs("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV);
+  mount_fs("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV);
+
+  char uptime[64], cmdline[4096], action[32] = "poweroff";
+  read_file("/proc/uptime", uptime, sizeof uptime);
+  uptime[strcspn(uptime, " ")] = 0;
+  read_file("/proc/cmdline", cmdline, sizeof cmdline);
+  cmdline_value(cmdline, "skiff.action", action, sizeof action);
+
+  printf("skiff-init: userspace reached at %s s\n", uptime);
+  printf("skiff-init: cpus=%ld mem_total_kib=%ld\n", sysconf(_SC_NPROCESSORS_ONLN), mem_total_kib());
+  printf("skiff-init: action=%s\n", action);
+  fflush(stdout);
+
+  if (strcmp(action, "reboot") == 0) {
+    sync();
+    reboot(RB_AUTOBOOT);
+  } else if (strcmp(action, "panic") == 0) {
+    return 1; /* PID 1 exiting panics the kernel */
+  } else if (strcmp(action, "shell") == 0) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      setsid();
+      char* argv[] = {"/bin/sh", NULL};
+      char* envp[] = {"PATH=/bin:/sbin:/usr/bin:/usr/sbin", "HOME=/", "TERM=linux", NULL};
+      execve("/bin/sh", argv, envp);
+      _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  } else if (strcmp(action, "poweroff") != 0) {
+    fprintf(stderr, "skiff-init: unknown skiff.action=%s, powering off\n", action);
+  }
+  power_off();
+  return 0;
+}
