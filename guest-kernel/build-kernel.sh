@@ -68,6 +68,8 @@ else
   cp "$build/vmlinux" "$build/arch/x86/boot/bzImage" "$build/.config" "$cache.tmp/"
   mv "$cache.tmp/.config" "$cache.tmp/config"
   rm -rf "$cache" && mv "$cache.tmp" "$cache" && rm -rf "$build"
+  # Older builds (other fragments or versions) and abandoned build trees.
+  find "$cache_root" -mindepth 1 -maxdepth 1 -type d ! -name "src-$version" ! -path "$cache" -exec rm -rf {} +
   say "built in $(( $(date +%s) - start )) s"
 fi
 for f in vmlinux bzImage config; do

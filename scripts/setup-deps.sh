@@ -18,6 +18,8 @@ packages=(
   qemu-system-x86                      # benchmark peer (microvm) and the nested e2e tier
   cpio xz-utils binutils               # unpacking kernel .debs for boot-image fixtures
   acpica-tools                         # iasl: the ACPI table tests disassemble what we generate
+  linux-source-6.1 bc bison flex libelf-dev   # the guest kernel (guest-kernel/build-kernel.sh)
+  busybox-static python3               # initramfs and the outer VM of the e2e tier
 )
 
 missing=()

@@ -294,6 +294,9 @@ void Vm::mark_exited(const VmExit& e) {
   state_ = VmState::Exited;
   log::Fields fields = {{"reason", to_string(e.kind)}, {"detail", e.detail}};
   for (const auto& v : vcpus_) fields.emplace_back("exits_vcpu" + std::to_string(v->id()), v->counters().summary());
+  const auto serial = serial_->stats();
+  fields.emplace_back("serial_tx_bytes", serial.tx_bytes);
+  fields.emplace_back("serial_tx_dropped", serial.tx_dropped);
   log::info("vmm", "vm exited", fields);
 }
 

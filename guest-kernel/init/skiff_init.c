@@ -21,6 +21,7 @@
 #include <sys/reboot.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,6 +73,7 @@ static long mem_total_kib(void) {
 }
 
 static void power_off(void) {
+  tcdrain(STDOUT_FILENO); /* the console is interrupt-driven: let it finish */
   sync();
   reboot(RB_POWER_OFF);
   fprintf(stderr, "skiff-init: power-off failed: %s\n", strerror(errno));
@@ -98,6 +100,7 @@ int main(void) {
   fflush(stdout);
 
   if (strcmp(action, "reboot") == 0) {
+    tcdrain(STDOUT_FILENO);
     sync();
     reboot(RB_AUTOBOOT);
   } else if (strcmp(action, "panic") == 0) {

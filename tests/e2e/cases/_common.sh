@@ -1,0 +1,27 @@
+# Shared by the e2e cases (POSIX sh: they run under busybox in the outer VM).
+# $SKIFF, $VMLINUX, $BZIMAGE, $INITRD and $WORK (an empty directory) are set.
+
+# Boots a VM; the console goes to $WORK/console.txt, logs to $WORK/log.jsonl,
+# stderr to $WORK/stderr.txt, the exit status to $STATUS.
+boot() {
+  STATUS=0
+  "$SKIFF" boot --console "$WORK/console.txt" --log "$WORK/log.jsonl" "$@" 2>"$WORK/stderr.txt" || STATUS=$?
+}
+
+fail() {
+  echo "FAIL: $*"
+  echo "--- skiff stderr"; cat "$WORK/stderr.txt" 2>/dev/null
+  echo "--- console (last 40 lines)"; tail -n 40 "$WORK/console.txt" 2>/dev/null
+  exit 1
+}
+
+expect_status() { [ "$STATUS" = "$1" ] || fail "skiff boot exited with $STATUS, expected $1"; }
+expect_console() { grep -q -- "$1" "$WORK/console.txt" || fail "console lacks: $1"; }
+expect_stderr() { grep -q -- "$1" "$WORK/stderr.txt" || fail "stderr lacks: $1"; }
+expect_log() { grep -q -- "$1" "$WORK/log.jsonl" || fail "log lacks: $1"; }
+
+# Prints the guest's own timing from the log, for the test output.
+report_userspace_ms() {
+  ms=$(grep -o '"msg":"guest userspace reached","ms":[0-9.]*' "$WORK/log.jsonl" | sed 's/.*"ms"://')
+  echo "guest userspace reached after ${ms:-?} ms (skiff boot $*)"
+}
