@@ -1,7 +1,11 @@
 #pragma once
-// The hardware-reduced ACPI registers the FADT points the guest at, and the
+// The ACPI fixed-hardware registers the FADT points the guest at, and the
 // pvpanic port the DSDT declares: how a guest powers off, reboots or reports
 // a kernel panic to the VMM.
+//
+// Not hardware-reduced ACPI: on x86 that makes Linux drop the legacy PIC and
+// PIT, and with them ISA IRQ 4 of the serial console. So the PM1a event and
+// control blocks are here, with SCI_EN always set (ACPI mode from the start).
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -11,16 +15,19 @@
 
 namespace skiff::devices {
 
-// Port base+0: sleep control (SLP_TYP in bits 4:2, SLP_EN in bit 5; S5 is
-// power-off), base+1: sleep status (wake status always set), base+2: reset
-// (kResetValue reboots). Other writes are ignored.
+// Ports from kBase: +0 PM1a_STS (2 bytes), +2 PM1a_EN (2), +4 PM1a_CNT (2),
+// +6 the reset register (1).
 class AcpiPm final : public BusDevice {
  public:
-  static constexpr uint64_t kBase = 0x3c0;
-  static constexpr uint64_t kLength = 3;
-  static constexpr uint8_t kSleepTypeS5 = 5;
-  static constexpr uint8_t kSleepEnable = 0x20;
-  static constexpr uint8_t kWakeStatus = 0x80;
+  static constexpr uint64_t kBase = 0x600;
+  static constexpr uint64_t kLength = 7;
+  static constexpr uint64_t kEventBlock = kBase;
+  static constexpr uint64_t kControlBlock = kBase + 4;
+  static constexpr uint64_t kResetRegister = kBase + 6;
+  static constexpr uint16_t kSciEnable = 1;        // PM1_CNT.SCI_EN
+  static constexpr uint16_t kSleepEnable = 1 << 13;  // PM1_CNT.SLP_EN
+  static constexpr unsigned kSleepTypeShift = 10;    // PM1_CNT.SLP_TYP, bits 12:10
+  static constexpr uint8_t kSleepTypeS5 = 5;         // \_S5 in the DSDT
   static constexpr uint8_t kResetValue = 1;
 
   AcpiPm(std::function<void()> on_power_off, std::function<void()> on_reset)
@@ -32,6 +39,9 @@ class AcpiPm final : public BusDevice {
  private:
   std::function<void()> on_power_off_;
   std::function<void()> on_reset_;
+  std::mutex mutex_;
+  uint16_t enable_ = 0;
+  uint16_t control_ = kSciEnable;
 };
 
 // QEMU's pvpanic ISA device (ACPI id QEMU0001): the guest reads the events

@@ -215,6 +215,7 @@ void Vm::create_vcpus(uint32_t max_vcpus) {
   // the others wait for the guest's INIT/SIPI.
   const auto cpuid = kvm_.supported_cpuid();
   const auto msrs = kvm_.msr_index_list();
+  const bool tsc_deadline = kvm_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
   // Create every vCPU before configuring any: KVM re-evaluates the APIC map
   // when a LAPIC is set, and an AP created after the last LAPIC write can miss
   // its INIT/SIPI (seen on PVM with exactly two vCPUs).
@@ -222,7 +223,7 @@ void Vm::create_vcpus(uint32_t max_vcpus) {
   created.reserve(config_.vcpus);
   for (uint32_t i = 0; i < config_.vcpus; ++i) created.push_back(vm_.create_vcpu(i));
   for (uint32_t i = 0; i < config_.vcpus; ++i) {
-    boot::configure_vcpu(created[i], cpuid, msrs, {i, max_vcpus}, kernel_);
+    boot::configure_vcpu(created[i], cpuid, msrs, {i, max_vcpus, tsc_deadline}, kernel_);
     vcpus_.push_back(std::make_unique<VcpuThread>(std::move(created[i]), pio_bus_, mmio_bus_, control_));
   }
 }

@@ -21,8 +21,8 @@ namespace {
 
 struct CheckOptions {
   std::string kvm_path = "/dev/kvm";
-  std::string kernel;
-  std::string initrd;
+  std::string kernel = SKIFF_DEFAULT_KERNEL;
+  std::string initrd = SKIFF_DEFAULT_INITRD;
 };
 
 class Report {
@@ -129,7 +129,7 @@ int run_check(const CheckOptions& o) {
   check_cgroup2(r);
   check_image(r, "kernel", o.kernel, true);
   if (!o.initrd.empty()) check_image(r, "initramfs", o.initrd, false);
-  else r.info("initramfs", "none configured (optional with --kernel alone)");
+  else r.info("initramfs", "none (optional)");
   std::printf("%s\n", r.failures() ? "this host cannot run Skiff yet: fix the FAIL lines above" : "this host can run Skiff");
   return r.failures() ? 1 : 0;
 }
@@ -140,8 +140,8 @@ void add_check_command(CLI::App& app, int& status) {
   auto opts = std::make_shared<CheckOptions>();
   auto* cmd = app.add_subcommand("check", "Tell whether this host can run Skiff, one line per item");
   cmd->add_option("--kvm", opts->kvm_path, "KVM device")->capture_default_str();
-  cmd->add_option("--kernel", opts->kernel, "guest kernel to validate");
-  cmd->add_option("--initrd", opts->initrd, "initramfs to validate");
+  cmd->add_option("--kernel", opts->kernel, "guest kernel to validate")->capture_default_str();
+  cmd->add_option("--initrd", opts->initrd, "initramfs to validate (\"\" for none)")->capture_default_str();
   cmd->callback([opts, &status] { status = run_check(*opts); });
 }
 

@@ -19,7 +19,7 @@
 namespace skiff::boot {
 namespace {
 
-const AcpiPlatform kPlatform{2, 4, 0x3c0, 0x505};
+const AcpiPlatform kPlatform{2, 4, 0x600, 0x505};
 
 template <typename T>
 T at(const std::vector<uint8_t>& t, size_t off) {
@@ -54,7 +54,7 @@ TEST(Aml, EncodesPackagesNamesAndLengths) {
 }
 
 TEST(Acpi, EveryTableChecksumsToZero) {
-  for (const auto& t : {build_dsdt(kPlatform), build_fadt(0xe0100, kPlatform), build_madt(kPlatform),
+  for (const auto& t : {build_dsdt(kPlatform), build_fadt(0xe0100, 0xe0040, kPlatform), build_madt(kPlatform),
                         build_xsdt({0xe0200, 0xe0300})}) {
     EXPECT_EQ(sum(t), 0) << std::string(t.begin(), t.begin() + 4);
     EXPECT_EQ(at<uint32_t>(t, 4), t.size());
@@ -68,19 +68,28 @@ TEST(Acpi, EveryTableChecksumsToZero) {
 }
 
 TEST(Acpi, FadtIsHardwareReducedWithSleepAndResetRegisters) {
-  auto f = build_fadt(0xe0040, kPlatform);
+  auto f = build_fadt(0xe0080, 0xe0040, kPlatform);
   ASSERT_EQ(f.size(), 276u);
   EXPECT_EQ(std::string(f.begin(), f.begin() + 4), "FACP");
   EXPECT_EQ(f[8], 6);                                  // revision
-  EXPECT_TRUE(at<uint32_t>(f, 112) & (1u << 20));      // HW_REDUCED_ACPI
+  EXPECT_EQ(at<uint32_t>(f, 36), 0xe0040u);            // FIRMWARE_CTRL (FACS)
+  EXPECT_EQ(at<uint32_t>(f, 40), 0xe0080u);            // DSDT
+  EXPECT_EQ(at<uint16_t>(f, 46), kAcpiSciIrq);         // SCI_INT
+  EXPECT_EQ(at<uint32_t>(f, 48), 0u);                  // SMI_CMD: already in ACPI mode
+  EXPECT_EQ(at<uint32_t>(f, 56), 0x600u);              // PM1a_EVT_BLK
+  EXPECT_EQ(at<uint32_t>(f, 64), 0x604u);              // PM1a_CNT_BLK
+  EXPECT_EQ(f[88], 4);                                 // PM1_EVT_LEN
+  EXPECT_EQ(f[89], 2);                                 // PM1_CNT_LEN
+  EXPECT_FALSE(at<uint32_t>(f, 112) & (1u << 20));     // not HW_REDUCED_ACPI: Linux keeps the PIC and PIT
   EXPECT_TRUE(at<uint32_t>(f, 112) & (1u << 10));      // RESET_REG_SUP
   EXPECT_EQ(f[116], 1);                                // RESET_REG in system I/O
-  EXPECT_EQ(at<uint64_t>(f, 120), 0x3c2u);
+  EXPECT_EQ(at<uint64_t>(f, 120), 0x606u);
   EXPECT_EQ(f[128], devices::AcpiPm::kResetValue);
-  EXPECT_EQ(at<uint64_t>(f, 140), 0xe0040u);           // X_DSDT
-  EXPECT_EQ(f[244], 1);                                // SLEEP_CONTROL_REG
-  EXPECT_EQ(at<uint64_t>(f, 248), 0x3c0u);
-  EXPECT_EQ(at<uint64_t>(f, 260), 0x3c1u);             // SLEEP_STATUS_REG
+  EXPECT_EQ(at<uint64_t>(f, 132), 0xe0040u);           // X_FIRMWARE_CTRL
+  EXPECT_EQ(at<uint64_t>(f, 140), 0xe0080u);           // X_DSDT
+  auto facs = build_facs();
+  EXPECT_EQ(std::string(facs.begin(), facs.begin() + 4), "FACS");
+  EXPECT_EQ(at<uint32_t>(facs, 4), 64u);
 }
 
 TEST(Acpi, MadtListsPresentAndHotpluggableCpus) {
@@ -100,6 +109,10 @@ TEST(Acpi, MadtListsPresentAndHotpluggableCpus) {
   off += 12;
   EXPECT_EQ(m[off], 2);  // interrupt source override: IRQ 0 -> GSI 2
   EXPECT_EQ(at<uint32_t>(m, off + 4), 2u);
+  off += 10;
+  EXPECT_EQ(m[off], 2);  // the SCI: IRQ 9, level-triggered, active high
+  EXPECT_EQ(m[off + 3], 9);
+  EXPECT_EQ(at<uint16_t>(m, off + 8), 0x0du);
 }
 
 TEST(Acpi, TablesLandInGuestMemoryLinkedFromTheRsdp) {
@@ -110,14 +123,17 @@ TEST(Acpi, TablesLandInGuestMemoryLinkedFromTheRsdp) {
   std::memcpy(&xsdt, rsdp.data() + 24, 8);
   EXPECT_EQ(mem.read_obj<uint32_t>(GuestAddress(xsdt)), 0x54445358u);  // "XSDT"
   auto fadt = mem.read_obj<uint64_t>(GuestAddress(xsdt + 36));
+  auto facs = mem.read_obj<uint64_t>(GuestAddress(fadt + 132));
+  EXPECT_EQ(facs % 64, 0u);
+  EXPECT_EQ(mem.read_obj<uint32_t>(GuestAddress(facs)), 0x53434146u);  // "FACS"
   auto madt = mem.read_obj<uint64_t>(GuestAddress(xsdt + 44));
   EXPECT_EQ(mem.read_obj<uint32_t>(GuestAddress(fadt)), 0x50434146u);  // "FACP"
   EXPECT_EQ(mem.read_obj<uint32_t>(GuestAddress(madt)), 0x43495041u);  // "APIC"
   auto dsdt = mem.read_obj<uint64_t>(GuestAddress(fadt + 140));
   EXPECT_EQ(mem.read_obj<uint32_t>(GuestAddress(dsdt)), 0x54445344u);  // "DSDT"
-  EXPECT_THROW(write_acpi_tables(mem, {1, 254, 0x3c0, 0x505}, layout::kRsdpAddr, layout::kRsdpAddr + 0x100),
+  EXPECT_THROW(write_acpi_tables(mem, {1, 254, 0x600, 0x505}, layout::kRsdpAddr, layout::kRsdpAddr + 0x100),
                std::invalid_argument);
-  EXPECT_THROW(write_acpi_tables(mem, {3, 2, 0x3c0, 0x505}, layout::kRsdpAddr, layout::kAcpiTablesEnd),
+  EXPECT_THROW(write_acpi_tables(mem, {3, 2, 0x600, 0x505}, layout::kRsdpAddr, layout::kAcpiTablesEnd),
                std::invalid_argument);
 }
 
@@ -147,25 +163,37 @@ namespace {
 TEST(AcpiPm, S5PowersOffResetValueResets) {
   int off = 0, reset = 0;
   AcpiPm pm([&] { ++off; }, [&] { ++reset; });
-  const uint8_t s5 = (AcpiPm::kSleepTypeS5 << 2) | AcpiPm::kSleepEnable;
-  const uint8_t s3 = (3 << 2) | AcpiPm::kSleepEnable;
-  const uint8_t s5_without_enable = AcpiPm::kSleepTypeS5 << 2;
-  pm.write(0, {&s3, 1});
-  pm.write(0, {&s5_without_enable, 1});
+  auto write16 = [&](uint64_t offset, uint16_t v) {
+    uint8_t b[2] = {static_cast<uint8_t>(v), static_cast<uint8_t>(v >> 8)};
+    pm.write(offset, b);
+  };
+  auto read16 = [&](uint64_t offset) {
+    uint8_t b[2];
+    pm.read(offset, b);
+    return static_cast<uint16_t>(b[0] | (b[1] << 8));
+  };
+  EXPECT_EQ(read16(4) & AcpiPm::kSciEnable, AcpiPm::kSciEnable);  // ACPI mode from the start
+  EXPECT_EQ(read16(0), 0u);                                        // no fixed events pending
+  const uint16_t s5 = AcpiPm::kSleepTypeS5 << AcpiPm::kSleepTypeShift;
+  write16(4, s5);                                 // SLP_TYP first, as ACPICA does
+  write16(4, (3 << AcpiPm::kSleepTypeShift) | AcpiPm::kSleepEnable);  // S3: not a power-off
   EXPECT_EQ(off, 0);
-  pm.write(0, {&s5, 1});
+  write16(4, s5 | AcpiPm::kSleepEnable);
   EXPECT_EQ(off, 1);
+  EXPECT_EQ(read16(4) & AcpiPm::kSleepEnable, 0u);  // SLP_EN reads back clear
+  // Byte-wide writes of the high half alone also count.
+  const uint8_t high = static_cast<uint8_t>((s5 | AcpiPm::kSleepEnable) >> 8);
+  pm.write(5, {&high, 1});
+  EXPECT_EQ(off, 2);
+  write16(2, 0x0121);
+  EXPECT_EQ(read16(2), 0x0121u);  // PM1_EN keeps what the guest wrote
   const uint8_t two = 2, one = 1;
-  pm.write(2, {&two, 1});
+  pm.write(6, {&two, 1});
   EXPECT_EQ(reset, 0);
-  pm.write(2, {&one, 1});
+  pm.write(6, {&one, 1});
   EXPECT_EQ(reset, 1);
-  uint8_t status = 0;
-  pm.read(1, {&status, 1});
-  EXPECT_EQ(status, AcpiPm::kWakeStatus);
-  pm.write(1, {&s5, 1});  // the status register does nothing on write
   pm.write(0, {});
-  EXPECT_EQ(off, 1);
+  EXPECT_EQ(off, 2);
 }
 
 TEST(PvPanic, ReportsPanicAndCrashLoaded) {

@@ -103,8 +103,10 @@ TEST(Cpuid, ApicIdTopologyAndHypervisorBit) {
   EXPECT_EQ((find(0xb, 1).ecx >> 8) & 0xff, 2u);
   EXPECT_EQ(find(0xb, 2).ebx, 0u);
   EXPECT_EQ(find(0x80000008).ecx & 0xff, 7u);
-  // A single-vCPU guest has no HTT bit.
+  EXPECT_FALSE(l1.ecx & (1u << 24));
+  // A single-vCPU guest has no HTT bit; TSC-deadline only when KVM emulates it.
   EXPECT_FALSE(guest_cpuid(supported, {0, 1})[1].edx & (1u << 28));
+  EXPECT_TRUE(guest_cpuid(supported, {0, 1, true})[1].ecx & (1u << 24));
 }
 
 TEST(Msrs, OnlyThoseKvmHandles) {

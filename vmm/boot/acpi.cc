@@ -14,7 +14,8 @@ namespace {
 
 constexpr uint32_t kFadtLength = 276;
 constexpr uint8_t kFadtRevision = 6, kFadtMinorRevision = 5;
-constexpr uint32_t kFadtHwReducedAcpi = 1u << 20, kFadtResetRegSupported = 1u << 10;
+constexpr uint32_t kFadtWbinvd = 1u << 0, kFadtProcC1 = 1u << 2, kFadtNoPowerButton = 1u << 4,
+                   kFadtNoSleepButton = 1u << 5, kFadtResetRegSupported = 1u << 10;
 constexpr uint16_t kBootArch8042 = 1 << 1, kBootArchNoVga = 1 << 2, kBootArchNoCmosRtc = 1 << 5;
 constexpr uint8_t kGasSystemIo = 1, kGasByteAccess = 1;
 constexpr uint8_t kMadtRevision = 5;  // ACPI 6.3: the online-capable flag is honoured
@@ -51,7 +52,7 @@ std::vector<uint8_t> finish(std::vector<uint8_t> t) {
   return t;
 }
 
-// Generic Address Structure for a one-byte I/O port.
+// Generic Address Structure for a one-byte I/O register.
 void put_io_gas(std::vector<uint8_t>& t, size_t off, uint16_t port) {
   put(t, off + 0, kGasSystemIo);
   put(t, off + 1, uint8_t{8});  // bit width
@@ -82,19 +83,35 @@ std::vector<uint8_t> build_dsdt(const AcpiPlatform& p) {
   return finish(std::move(t));
 }
 
-std::vector<uint8_t> build_fadt(uint64_t dsdt_addr, const AcpiPlatform& p) {
+std::vector<uint8_t> build_fadt(uint64_t dsdt_addr, uint64_t facs_addr, const AcpiPlatform& p) {
   auto t = header("FACP", kFadtRevision);
   t.resize(kFadtLength, 0);
+  put(t, 36, static_cast<uint32_t>(facs_addr));                                // FIRMWARE_CTRL
+  put(t, 40, static_cast<uint32_t>(dsdt_addr));                                // DSDT
+  put(t, 46, uint16_t{kAcpiSciIrq});                                           // SCI_INT
+  // SMI_CMD 0: no switch to ACPI mode needed, PM1_CNT.SCI_EN reads set.
+  put(t, 56, static_cast<uint32_t>(p.pm_port));                                // PM1a_EVT_BLK
+  put(t, 64, static_cast<uint32_t>(p.pm_port + 4));                            // PM1a_CNT_BLK
+  put(t, 88, uint8_t{4});                                                      // PM1_EVT_LEN
+  put(t, 89, uint8_t{2});                                                      // PM1_CNT_LEN
   put(t, 109, static_cast<uint16_t>(kBootArch8042 | kBootArchNoVga | kBootArchNoCmosRtc));
-  put(t, 112, kFadtHwReducedAcpi | kFadtResetRegSupported);
-  put_io_gas(t, 116, static_cast<uint16_t>(p.pm_port + 2));  // RESET_REG
+  put(t, 112, kFadtWbinvd | kFadtProcC1 | kFadtNoPowerButton | kFadtNoSleepButton | kFadtResetRegSupported);
+  put_io_gas(t, 116, static_cast<uint16_t>(p.pm_port + 6));                   // RESET_REG
   put(t, 128, devices::AcpiPm::kResetValue);
   put(t, 131, kFadtMinorRevision);
-  put(t, 140, dsdt_addr);                                      // X_DSDT
-  put_io_gas(t, 244, p.pm_port);                               // SLEEP_CONTROL_REG
-  put_io_gas(t, 256, static_cast<uint16_t>(p.pm_port + 1));   // SLEEP_STATUS_REG
-  put(t, 268, "SKIFFVMM", 8);                                  // hypervisor vendor identity
+  put(t, 132, facs_addr);                                                      // X_FIRMWARE_CTRL
+  put(t, 140, dsdt_addr);                                                      // X_DSDT
+  put(t, 268, "SKIFFVMM", 8);                                                  // hypervisor vendor identity
   return finish(std::move(t));
+}
+
+std::vector<uint8_t> build_facs() {
+  // No checksum; the guest would keep its waking vector and global lock here.
+  std::vector<uint8_t> t(64, 0);
+  put(t, 0, "FACS", 4);
+  put(t, 4, uint32_t{64});
+  put(t, 32, uint8_t{2});  // version
+  return t;
 }
 
 std::vector<uint8_t> build_madt(const AcpiPlatform& p) {
@@ -110,8 +127,9 @@ std::vector<uint8_t> build_madt(const AcpiPlatform& p) {
   const uint32_t ioapic = static_cast<uint32_t>(layout::kIoapicAddr);
   add({1, 12, static_cast<uint8_t>(p.max_cpus), 0, static_cast<uint8_t>(ioapic), static_cast<uint8_t>(ioapic >> 8),
        static_cast<uint8_t>(ioapic >> 16), static_cast<uint8_t>(ioapic >> 24), 0, 0, 0, 0});
-  // ISA IRQ 0 (the PIT) arrives on GSI 2, as on every PC.
+  // ISA IRQ 0 (the PIT) arrives on GSI 2, as on every PC; the SCI is level-triggered, active high.
   add({2, 10, 0, 0, 2, 0, 0, 0, 0, 0});
+  add({2, 10, 0, kAcpiSciIrq, kAcpiSciIrq, 0, 0, 0, 0x0d, 0});
   // NMI on LINT1 of every processor.
   add({4, 6, 0xff, 0, 0, 1});
   return finish(std::move(t));
@@ -139,7 +157,8 @@ void write_acpi_tables(const GuestMemory& mem, const AcpiPlatform& p, uint64_t r
   if (p.present_cpus == 0 || p.present_cpus > p.max_cpus || p.max_cpus > kMpMaxCpus)
     throw std::invalid_argument("ACPI: bad CPU counts " + std::to_string(p.present_cpus) + "/" +
                                 std::to_string(p.max_cpus));
-  uint64_t next = align16(rsdp_addr + 36);
+  // The FACS must be 64-byte aligned; the other tables 16.
+  uint64_t next = (rsdp_addr + 36 + 63) & ~uint64_t{63};
   auto place = [&](const std::vector<uint8_t>& table) {
     uint64_t at = next;
     if (at + table.size() > limit) throw std::invalid_argument("ACPI tables do not fit below the BIOS area limit");
@@ -147,8 +166,9 @@ void write_acpi_tables(const GuestMemory& mem, const AcpiPlatform& p, uint64_t r
     next = align16(at + table.size());
     return at;
   };
+  const uint64_t facs = place(build_facs());
   const uint64_t dsdt = place(build_dsdt(p));
-  const uint64_t fadt = place(build_fadt(dsdt, p));
+  const uint64_t fadt = place(build_fadt(dsdt, facs, p));
   const uint64_t madt = place(build_madt(p));
   const uint64_t xsdt = place(build_xsdt({fadt, madt}));
   mem.write(GuestAddress(rsdp_addr), build_rsdp(xsdt));

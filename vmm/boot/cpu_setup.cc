@@ -91,6 +91,9 @@ std::vector<kvm_cpuid_entry2> guest_cpuid(const std::vector<kvm_cpuid_entry2>& s
         e.ebx = (apic_id << 24) | (std::min<uint32_t>(n, 255) << 16) | (8 << 8) /* CLFLUSH line, 8 qwords */;
         e.ecx |= 1u << 31;  // running under a hypervisor
         if (n > 1) e.edx |= 1u << 28;  // HTT: the package holds several logical CPUs
+        // Without TSC-deadline Linux falls back to a LAPIC timer it must
+        // calibrate, which fails under nested virtualization.
+        if (topo.tsc_deadline) e.ecx |= 1u << 24;
         break;
       case 4:
         // Deterministic cache parameters: cores per package - 1 in bits 31:26,

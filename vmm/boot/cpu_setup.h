@@ -16,11 +16,15 @@ namespace skiff::boot {
 struct CpuTopology {
   uint32_t vcpu_index;  // also the APIC id
   uint32_t max_vcpus;   // all possible vCPUs, as cores of one socket
+  // KVM emulates the LAPIC's TSC-deadline mode (KVM_CAP_TSC_DEADLINE_TIMER)
+  // but leaves advertising it to userspace.
+  bool tsc_deadline = false;
 };
 
 // The guest's CPUID for one vCPU, derived from KVM_GET_SUPPORTED_CPUID:
 // APIC id in leaves 1, 0xB and 0x1F, one socket of `max_vcpus` cores with one
-// thread each, the hypervisor bit and KVM's hypervisor leaves.
+// thread each, the hypervisor bit, TSC-deadline when KVM emulates it, and
+// KVM's hypervisor leaves.
 std::vector<kvm_cpuid_entry2> guest_cpuid(const std::vector<kvm_cpuid_entry2>& supported, const CpuTopology& topo);
 
 // MSRs Linux expects at boot (SYSCALL MSRs cleared, fast strings on, MTRRs

@@ -5,6 +5,7 @@
 # stderr to $WORK/stderr.txt, the exit status to $STATUS.
 boot() {
   STATUS=0
+  rm -f "$WORK/console.txt" "$WORK/log.jsonl"  # skiff appends to both
   "$SKIFF" boot --console "$WORK/console.txt" --log "$WORK/log.jsonl" "$@" 2>"$WORK/stderr.txt" || STATUS=$?
 }
 
