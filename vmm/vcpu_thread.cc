@@ -112,7 +112,8 @@ void VcpuThread::handle_mmio(kvm_run* run) {
 bool VcpuThread::handle_exit() {
   kvm_run* run = vcpu_.run_state();
   counters_.count(run->exit_reason);
-  const std::string who = "vCPU " + std::to_string(vcpu_.id());
+  // Only for the messages of the exits that end the VM: not on the hot path.
+  auto who = [this] { return "vCPU " + std::to_string(vcpu_.id()); };
   switch (run->exit_reason) {
     case KVM_EXIT_IO:
       handle_io(run);
@@ -124,10 +125,10 @@ bool VcpuThread::handle_exit() {
       return true;
     case KVM_EXIT_HLT:
       // Only without an in-kernel LAPIC; Skiff always has one.
-      control_.finish({VmExitKind::Error, who + " halted with no in-kernel irqchip to wake it"});
+      control_.finish({VmExitKind::Error, who() + " halted with no in-kernel irqchip to wake it"});
       return false;
     case KVM_EXIT_SHUTDOWN:
-      control_.finish({VmExitKind::TripleFault, who + ": CPU shutdown (triple fault)"});
+      control_.finish({VmExitKind::TripleFault, who() + ": CPU shutdown (triple fault)"});
       return false;
     case KVM_EXIT_SYSTEM_EVENT:
       switch (run->system_event.type) {
@@ -141,19 +142,19 @@ bool VcpuThread::handle_exit() {
           control_.finish({VmExitKind::Crash, "guest reported a crash"});
           return false;
         default:
-          control_.finish({VmExitKind::Error, who + ": unknown system event " + std::to_string(run->system_event.type)});
+          control_.finish({VmExitKind::Error, who() + ": unknown system event " + std::to_string(run->system_event.type)});
           return false;
       }
     case KVM_EXIT_FAIL_ENTRY:
-      control_.finish({VmExitKind::Error, who + ": VM entry failed, hardware reason " +
+      control_.finish({VmExitKind::Error, who() + ": VM entry failed, hardware reason " +
                                               hex(run->fail_entry.hardware_entry_failure_reason)});
       return false;
     case KVM_EXIT_INTERNAL_ERROR:
-      control_.finish({VmExitKind::Error, who + ": KVM internal error, suberror " +
+      control_.finish({VmExitKind::Error, who() + ": KVM internal error, suberror " +
                                               std::to_string(run->internal.suberror)});
       return false;
     default:
-      control_.finish({VmExitKind::Error, who + ": unhandled KVM exit " + exit_reason_name(run->exit_reason)});
+      control_.finish({VmExitKind::Error, who() + ": unhandled KVM exit " + exit_reason_name(run->exit_reason)});
       return false;
   }
 }
