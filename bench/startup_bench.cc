@@ -663,6 +663,9 @@ struct MemoryFigure {
 std::optional<MemoryFigure> measure_memory(const char* what, const std::vector<std::string>& args,
                                            const std::function<bool(const MappingInfo&)>& is_guest_ram,
                                            int settle_ms) {
+  // A binary built moments ago still has dirty page-cache pages, which smaps
+  // would count as the process's own: write them back first.
+  ::sync();
   std::string error;
   auto c = spawn(args, error);
   if (!c) {

@@ -1,4 +1,7 @@
 # Warnings as errors on Skiff's own code, and the sanitizer build.
+# Sections per function so the linker drops what the programs never call:
+# less text mapped, less resident per VMM.
+add_compile_options(-ffunction-sections -fdata-sections)
 function(skiff_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
 endfunction()
@@ -19,5 +22,5 @@ function(skiff_binary target)
   if(NOT SKIFF_SANITIZE)
     target_link_libraries(${target} PRIVATE ${JEMALLOC_STATIC} ${CMAKE_DL_LIBS})
   endif()
-  target_link_options(${target} PRIVATE -static-libstdc++ -static-libgcc)
+  target_link_options(${target} PRIVATE -static-libstdc++ -static-libgcc -Wl,--gc-sections)
 endfunction()
