@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# A second run of the kernel build with the same source and fragment does no
+# build: it reports "up to date" and only copies the cached files.
+set -euo pipefail
+builder=${1:?usage: kernel_cache.sh BUILD_KERNEL_SH}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+bash "$builder" "$work" >/dev/null  # builds only if the cache is cold
+start=$(date +%s)
+out=$(bash "$builder" "$work")
+took=$(( $(date +%s) - start ))
+grep -q "up to date" <<<"$out" || { echo "FAIL: second run did not use the cache:"; echo "$out"; exit 1; }
+[ "$took" -lt 30 ] || { echo "FAIL: cached run took $took s"; exit 1; }
+file "$work/vmlinux" 2>/dev/null | grep -q ELF || head -c 4 "$work/vmlinux" | grep -q ELF || { echo "FAIL: vmlinux is not ELF"; exit 1; }
+echo "kernel: cached run in $took s: $out"
