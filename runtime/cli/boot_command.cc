@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "runtime/cli/commands.h"
+#include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
@@ -42,6 +43,10 @@ int run_boot(BootOptions& o) {
   if (o.vm.kernel_path.empty()) {
     o.vm.kernel_path = SKIFF_DEFAULT_KERNEL;
     if (o.initrd.empty()) o.initrd = SKIFF_DEFAULT_INITRD;
+    if (kvm::detect_flavour() == kvm::Flavour::Pvm && !o.quiet)
+      std::fprintf(stderr,
+                   "skiff: warning: /dev/kvm is PVM, where Linux takes minutes to boot "
+                   "(scripts/run.sh boots it in a nested VM instead)\n");
   }
   if (!o.initrd.empty()) o.vm.initrd_path = o.initrd;
 
