@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "vmm/hex.h"
+#include "vmm/log.h"
 
 namespace skiff {
 namespace {
@@ -83,30 +84,42 @@ void VcpuThread::loop() {
   control_.vcpu_exited();
 }
 
+void VcpuThread::unclaimed(const char* space, bool write, uint64_t addr, size_t size) {
+  const uint64_t n = counters_.unclaimed_pio() + counters_.unclaimed_mmio();
+  // The first few say where a guest pokes at hardware Skiff doesn't have;
+  // after that only the counters grow.
+  if (n < kUnclaimedLogged && log::Logger::global().enabled(log::Level::Debug))
+    log::debug("vmm", "unclaimed access",
+               {{"vcpu", uint64_t{vcpu_.id()}}, {"space", std::string(space)}, {"write", write}, {"addr", hex(addr)},
+                {"size", uint64_t{size}}});
+}
+
 void VcpuThread::handle_io(kvm_run* run) {
   auto* base = reinterpret_cast<uint8_t*>(run) + run->io.data_offset;
   const uint16_t port = run->io.port;
   const size_t size = run->io.size;
+  const bool out = run->io.direction == KVM_EXIT_IO_OUT;
   for (uint32_t i = 0; i < run->io.count; ++i) {
     uint8_t* data = base + i * size;
-    if (run->io.direction == KVM_EXIT_IO_OUT) {
-      if (!pio_.write(port, std::span<const uint8_t>(data, size))) counters_.count_unclaimed_pio();
-    } else if (!pio_.read(port, std::span<uint8_t>(data, size))) {
-      std::memset(data, 0xff, size);  // an empty ISA bus floats high
-      counters_.count_unclaimed_pio();
-    }
+    bool claimed = out ? pio_.write(port, std::span<const uint8_t>(data, size))
+                       : pio_.read(port, std::span<uint8_t>(data, size));
+    if (claimed) continue;
+    if (!out) std::memset(data, 0xff, size);  // an empty ISA bus floats high
+    unclaimed("pio", out, port, size);
+    counters_.count_unclaimed_pio();
   }
 }
 
 void VcpuThread::handle_mmio(kvm_run* run) {
   const uint64_t addr = run->mmio.phys_addr;
   const size_t len = std::min<size_t>(run->mmio.len, sizeof run->mmio.data);
-  if (run->mmio.is_write) {
-    if (!mmio_.write(addr, std::span<const uint8_t>(run->mmio.data, len))) counters_.count_unclaimed_mmio();
-  } else if (!mmio_.read(addr, std::span<uint8_t>(run->mmio.data, len))) {
-    std::memset(run->mmio.data, 0xff, len);
-    counters_.count_unclaimed_mmio();
-  }
+  const bool write = run->mmio.is_write;
+  bool claimed = write ? mmio_.write(addr, std::span<const uint8_t>(run->mmio.data, len))
+                       : mmio_.read(addr, std::span<uint8_t>(run->mmio.data, len));
+  if (claimed) return;
+  if (!write) std::memset(run->mmio.data, 0xff, len);
+  unclaimed("mmio", write, addr, len);
+  counters_.count_unclaimed_mmio();
 }
 
 bool VcpuThread::handle_exit() {

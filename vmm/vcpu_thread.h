@@ -36,6 +36,9 @@ class VcpuThread {
   bool handle_exit();
   void handle_io(kvm_run* run);
   void handle_mmio(kvm_run* run);
+  // Logs the first kUnclaimedLogged accesses no device claimed (debug level).
+  void unclaimed(const char* space, bool write, uint64_t addr, size_t size);
+  static constexpr uint64_t kUnclaimedLogged = 32;
 
   kvm::Vcpu vcpu_;
   const devices::Bus& pio_;
