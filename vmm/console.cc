@@ -15,6 +15,16 @@ Console::Console(const ConsoleConfig& config) {
     case ConsoleMode::Stdio:
       output_ = std::make_shared<devices::FdSerialOutput>(STDOUT_FILENO);
       input_fd_ = STDIN_FILENO;
+      // A terminal goes to the guest key by key, echoed by the guest's own
+      // tty, as with a serial line; Ctrl-C still stops the VM (ISIG stays).
+      if (::isatty(STDIN_FILENO) && ::tcgetattr(STDIN_FILENO, &saved_termios_) == 0) {
+        termios raw = saved_termios_;
+        raw.c_lflag &= ~static_cast<tcflag_t>(ICANON | ECHO | ECHONL | IEXTEN);
+        raw.c_iflag &= ~static_cast<tcflag_t>(ICRNL | IXON);
+        raw.c_cc[VMIN] = 1;
+        raw.c_cc[VTIME] = 0;
+        if (::tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0) restore_termios_ = true;
+      }
       break;
     case ConsoleMode::File:
       output_ = devices::FdSerialOutput::open_file(config.path);
@@ -45,6 +55,7 @@ Console::Console(const ConsoleConfig& config) {
 Console::~Console() {
   stop_.signal();
   if (input_thread_.joinable()) input_thread_.join();
+  if (restore_termios_) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios_);
 }
 
 void Console::attach_input(devices::Serial& serial) {

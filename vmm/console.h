@@ -2,6 +2,8 @@
 // The guest's serial console on the host: where its output goes (stdout, a
 // file, a pseudo-terminal, nowhere) and, for stdio and pty, a thread that
 // feeds host input to the UART.
+#include <termios.h>
+
 #include <memory>
 #include <string>
 #include <thread>
@@ -36,6 +38,8 @@ class Console {
   std::string pty_path_;
   devices::EventFd stop_;
   std::thread input_thread_;
+  termios saved_termios_{};  // the user's terminal, restored on exit
+  bool restore_termios_ = false;
 };
 
 }  // namespace skiff

@@ -1,7 +1,11 @@
 // Pause and resume in the middle of a counting loop, stop, and the command
 // line's answers to bad input.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -185,6 +189,52 @@ TEST(Cli, CheckReportsEachItem) {
   auto [bad_status, out2] = run_capture(std::string(SKIFF_BINARY) + " check --kernel /etc/hostname");
   EXPECT_EQ(bad_status, 1);
   EXPECT_NE(out2.find("kernel                 FAIL  /etc/hostname: "), std::string::npos) << out2;
+}
+
+}  // namespace
+}  // namespace skiff::test
+
+namespace skiff::test {
+namespace {
+
+// On a terminal, skiff boot hands keys to the guest unbuffered and gives the
+// terminal back as it found it.
+TEST(Cli, StdioConsoleRestoresTheTerminal) {
+  SKIFF_REQUIRE_KVM();
+  int master = ::posix_openpt(O_RDWR | O_NOCTTY);
+  ASSERT_GE(master, 0);
+  ASSERT_EQ(::grantpt(master), 0);
+  ASSERT_EQ(::unlockpt(master), 0);
+  int slave = ::open(::ptsname(master), O_RDWR | O_NOCTTY);
+  ASSERT_GE(slave, 0);
+  termios before{};
+  ASSERT_EQ(::tcgetattr(slave, &before), 0);
+  ASSERT_TRUE(before.c_lflag & ICANON);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(slave, 0);
+    ::dup2(slave, 1);
+    ::execl(SKIFF_BINARY, "skiff", "boot", "-q", "--kernel", kGuestHello, static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_EQ(WEXITSTATUS(status), 3);
+  termios after{};
+  ASSERT_EQ(::tcgetattr(slave, &after), 0);
+  EXPECT_EQ(after.c_lflag, before.c_lflag);
+  EXPECT_EQ(after.c_iflag, before.c_iflag);
+  char buf[256];
+  pollfd p{master, POLLIN, 0};
+  std::string out;
+  while (::poll(&p, 1, 200) > 0) {
+    ssize_t n = ::read(master, buf, sizeof buf);
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_NE(out.find("Hello from a Skiff guest"), std::string::npos) << out;
+  ::close(slave);
+  ::close(master);
 }
 
 }  // namespace
