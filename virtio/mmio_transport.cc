@@ -36,6 +36,14 @@ MmioTransport::~MmioTransport() {
   if (activated_) device_->reset();
 }
 
+void MmioTransport::notify(size_t queue) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!activated_ || queue >= queues_.size()) return;
+  }
+  device_->queue_notify(queue);
+}
+
 uint32_t MmioTransport::status() const {
   std::lock_guard lock(mutex_);
   return status_;
@@ -147,10 +155,8 @@ void MmioTransport::write_register(uint64_t offset, uint32_t v) {
     case mmio::kStatus: write_status(v); break;
     case mmio::kQueueNotify:
       // Kicks normally arrive through an ioeventfd; this is the slow path.
-      if (activated_ && v < queues_.size()) {
-        lock.unlock();  // the device does its own locking and may take long
-        device_->queue_notify(v);
-      }
+      lock.unlock();  // the device does its own locking and may take long
+      notify(v);
       break;
     default: break;  // read-only or reserved
   }

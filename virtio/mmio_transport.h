@@ -50,6 +50,11 @@ class MmioTransport final : public devices::BusDevice {
   void read(uint64_t offset, std::span<uint8_t> data) override;
   void write(uint64_t offset, std::span<const uint8_t> data) override;
 
+  // A queue kick that arrived through an ioeventfd: passed to the device
+  // once it is active, ignored before.
+  void notify(size_t queue);
+  size_t queue_count() const { return queues_.size(); }
+
   uint32_t status() const;
   bool activated() const;
   uint64_t driver_features() const;

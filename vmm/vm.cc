@@ -15,6 +15,7 @@
 #include "vmm/boot/layout.h"
 #include "vmm/boot/mptable.h"
 #include "vmm/log.h"
+#include "vmm/hex.h"
 #include "vmm/sys_error.h"
 
 namespace skiff {
@@ -121,8 +122,9 @@ Vm::Vm(const VmConfig& config)
   control_.set_kicker([this] { kick_all(); });
   setup_machine();
   const uint32_t max_vcpus = config_.max_vcpus ? config_.max_vcpus : config_.vcpus;
-  load_boot_image(max_vcpus);
   attach_legacy_devices();
+  const std::string virtio_args = attach_virtio_devices();
+  load_boot_image(max_vcpus, virtio_args);
   create_vcpus(max_vcpus);
   log::info("vmm", "vm created",
             {{"kernel", config_.kernel_path},
@@ -146,12 +148,12 @@ void Vm::setup_machine() {
   vm_.create_pit();
 }
 
-void Vm::load_boot_image(uint32_t max_vcpus) {
+void Vm::load_boot_image(uint32_t max_vcpus, const std::string& extra_cmdline) {
   // Kernel, command line, initramfs, memory map and boot tables.
   auto image = read_file(config_.kernel_path, "kernel");
   kernel_ = boot::load_kernel(memory_, image);
   boot::BootInfo info;
-  info.cmdline = config_.cmdline;
+  info.cmdline = config_.cmdline + extra_cmdline;
   const uint64_t cmdline_max = kernel_.header && kernel_.header->cmdline_size ? kernel_.header->cmdline_size : 4095;
   boot::write_cmdline(memory_, info.cmdline, cmdline_max);
   if (config_.initrd_path) {
@@ -202,6 +204,35 @@ void Vm::attach_legacy_devices() {
       log::info("vmm", "guest userspace reached", {{"ms", static_cast<double>(us) / 1000.0}});
   });
   pio_bus_.insert(marker, devices::BootMarker::kPort, devices::BootMarker::kLength);
+}
+
+std::string Vm::attach_virtio_devices() {
+  if (config_.virtio_devices.empty()) return "";
+  io_thread_ = std::make_unique<IoThread>();
+  std::string args;
+  uint64_t base = layout::kVirtioMmioStart;
+  for (const auto& device : config_.virtio_devices) {
+    const uint32_t gsi = gsis_.allocate();
+    auto irq = std::make_shared<devices::IrqFd>(vm_, gsi);
+    auto transport = std::make_shared<virtio::MmioTransport>(memory_, device, irq);
+    mmio_bus_.insert(transport, base, layout::kVirtioMmioWindow);
+    // A kick writes the queue index to QueueNotify: one ioeventfd per queue
+    // (matching that index), so KVM completes the write without a vCPU exit
+    // to userspace and the I/O thread runs the device.
+    for (size_t q = 0; q < transport->queue_count(); ++q) {
+      auto kick = std::make_unique<devices::IoEventFd>(vm_, base + virtio::mmio::kQueueNotify, 4, false, uint64_t{q});
+      kick_watches_.push_back(
+          io_thread_->watch(kick->event().fd(), [t = transport.get(), q] { t->notify(q); }));
+      kicks_.push_back(std::move(kick));
+    }
+    args += " " + virtio::mmio_cmdline_arg(base, layout::kVirtioMmioWindow, gsi);
+    log::info("vmm", "virtio device attached",
+              {{"type", uint64_t{device->device_type()}}, {"mmio", hex(base)}, {"gsi", uint64_t{gsi}}});
+    transports_.push_back(std::move(transport));
+    virtio_irqs_.push_back(std::move(irq));
+    base += layout::kVirtioMmioWindow;
+  }
+  return args;
 }
 
 std::optional<std::chrono::microseconds> Vm::userspace_reached() const {

@@ -13,7 +13,9 @@
 #include "devices/interrupts.h"
 #include "devices/serial.h"
 #include "vmm/boot/kernel_image.h"
+#include "virtio/mmio_transport.h"
 #include "vmm/console.h"
+#include "vmm/io_thread.h"
 #include "vmm/guest_memory.h"
 #include "vmm/kvm.h"
 #include "vmm/run_control.h"
@@ -70,8 +72,11 @@ class Vm {
  private:
   // Set-up steps of the constructor, in order.
   void setup_machine();
-  void load_boot_image(uint32_t max_vcpus);
+  void load_boot_image(uint32_t max_vcpus, const std::string& extra_cmdline);
   void attach_legacy_devices();
+  // Each virtio device: an MMIO window, a GSI with an irqfd, an ioeventfd per
+  // queue watched on the I/O thread; returns their kernel command-line args.
+  std::string attach_virtio_devices();
   void create_vcpus(uint32_t max_vcpus);
   void kick_all();
   void mark_exited(const VmExit& e);
@@ -87,6 +92,13 @@ class Vm {
   std::shared_ptr<devices::IrqFd> serial_irq_;
   std::shared_ptr<devices::Serial> serial_;
   boot::LoadedKernel kernel_;
+  // Destroyed in reverse: kick watches first (they use the I/O thread and the
+  // transports), then the ioeventfds, the transports, the I/O thread.
+  std::unique_ptr<IoThread> io_thread_;
+  std::vector<std::shared_ptr<virtio::MmioTransport>> transports_;
+  std::vector<std::shared_ptr<devices::IrqFd>> virtio_irqs_;
+  std::vector<std::unique_ptr<devices::IoEventFd>> kicks_;
+  std::vector<std::unique_ptr<IoThread::Watch>> kick_watches_;
   RunControl control_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
   mutable std::mutex state_mutex_;

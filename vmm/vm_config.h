@@ -1,7 +1,13 @@
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
+
+namespace skiff::virtio {
+class VirtioDevice;
+}
 
 namespace skiff {
 
@@ -23,6 +29,9 @@ struct VmConfig {
   uint64_t memory_mib = 128;
   bool hugepages = false;
   ConsoleConfig console;
+  // virtio-mmio devices, in the order the guest enumerates them (the first
+  // block device is /dev/vda).
+  std::vector<std::shared_ptr<virtio::VirtioDevice>> virtio_devices;
 };
 
 }  // namespace skiff

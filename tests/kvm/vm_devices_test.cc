@@ -104,3 +104,35 @@ INSTANTIATE_TEST_SUITE_P(Vcpus, Smp, ::testing::Values(1u, 2u, 4u));
 
 }  // namespace
 }  // namespace skiff::test
+
+#include "virtio/testing/fake_device.h"
+#include "vmm/boot/layout.h"
+
+namespace skiff::test {
+namespace {
+
+TEST(Devices, VirtioDevicesGetAWindowAnIrqAndACommandLineEntry) {
+  SKIFF_REQUIRE_KVM();
+  auto cfg = guest_config(kGuestHello);
+  cfg.virtio_devices = {std::make_shared<virtio::testing::FakeDevice>(),
+                        std::make_shared<virtio::testing::FakeDevice>()};
+  Vm vm(cfg);
+  // The transports answer on the MMIO bus with the virtio magic.
+  for (uint64_t base : {layout::kVirtioMmioStart, layout::kVirtioMmioStart + layout::kVirtioMmioWindow}) {
+    uint32_t magic = 0;
+    ASSERT_TRUE(vm.mmio_bus().read(base, std::span(reinterpret_cast<uint8_t*>(&magic), 4)));
+    EXPECT_EQ(magic, 0x74726976u);
+  }
+  char cmdline[512] = {};
+  vm.memory().read(GuestAddress(layout::kCmdlineAddr), std::span(reinterpret_cast<uint8_t*>(cmdline), 511));
+  EXPECT_NE(std::string(cmdline).find(" virtio_mmio.device=4K@0xd1000000:5 virtio_mmio.device=4K@0xd1001000:6"),
+            std::string::npos)
+      << cmdline;
+  // The guest still boots and ends as before.
+  auto exit = run_to_exit(vm);
+  ASSERT_TRUE(exit.has_value());
+  EXPECT_EQ(exit->kind, VmExitKind::Reset);
+}
+
+}  // namespace
+}  // namespace skiff::test

@@ -37,6 +37,10 @@ inline constexpr uint64_t kKernelLoadAddr = 0x100000;
 inline constexpr uint64_t kMmioGapStart = 0xc0000000;
 inline constexpr uint64_t kMmioGapEnd = 0x100000000;
 inline constexpr uint64_t kDeviceMmioStart = 0xd0000000;
+// virtio-mmio windows, one page each, above the first 16 MiB of the device
+// MMIO range (kept free for the test devices of the kvm tier).
+inline constexpr uint64_t kVirtioMmioStart = 0xd1000000;
+inline constexpr uint64_t kVirtioMmioWindow = 0x1000;
 inline constexpr uint64_t kIoapicAddr = 0xfec00000;
 inline constexpr uint64_t kLapicAddr = 0xfee00000;
 // Three pages for the VMX real-mode TSS and one for its identity map, just
