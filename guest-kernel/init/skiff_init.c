@@ -9,6 +9,9 @@
  *   reboot              reboot (the VMM ends with "reset")
  *   panic               exit, so the kernel panics ("Attempted to kill init")
  *   shell               run busybox sh on the console, power off when it exits
+ *   disktest            read sector 0 of /dev/vda and print its checksum, write
+ *                       a marker to sector 1, flush, power off (the e2e tier
+ *                       checks both from the host)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -72,6 +75,54 @@ static long mem_total_kib(void) {
   return p ? strtol(p + 9, NULL, 10) : -1;
 }
 
+/* Block devices the guest sees: "vda sectors=N ro=0" for each. */
+static void report_disks(void) {
+  char path[64], buf[64];
+  for (char c = 'a'; c <= 'z'; ++c) {
+    snprintf(path, sizeof path, "/sys/block/vd%c/size", c);
+    read_file(path, buf, sizeof buf);
+    if (!buf[0]) break;
+    long sectors = strtol(buf, NULL, 10);
+    snprintf(path, sizeof path, "/sys/block/vd%c/ro", c);
+    read_file(path, buf, sizeof buf);
+    printf("skiff-init: disk vd%c sectors=%ld ro=%ld\n", c, sectors, strtol(buf, NULL, 10));
+  }
+}
+
+/* FNV-1a over the first sector, written by the host test with a known pattern. */
+static void disk_test(void) {
+  int read_only = 0;
+  int fd = open("/dev/vda", O_RDWR | O_CLOEXEC);
+  if (fd < 0 && errno == EROFS) {
+    read_only = 1;
+    fd = open("/dev/vda", O_RDONLY | O_CLOEXEC);
+  }
+  if (fd < 0) {
+    printf("skiff-init: disktest: open /dev/vda: %s\n", strerror(errno));
+    return;
+  }
+  unsigned char sector[512];
+  if (pread(fd, sector, sizeof sector, 0) != (ssize_t)sizeof sector) {
+    printf("skiff-init: disktest: read: %s\n", strerror(errno));
+  } else {
+    unsigned hash = 2166136261u;
+    for (size_t i = 0; i < sizeof sector; ++i) hash = (hash ^ sector[i]) * 16777619u;
+    printf("skiff-init: disktest: sector0 fnv1a=%08x\n", hash);
+  }
+  if (read_only) {
+    printf("skiff-init: disktest: sector1 not written: read-only disk\n");
+    close(fd);
+    return;
+  }
+  memset(sector, 0, sizeof sector);
+  strcpy((char*)sector, "written by skiff-init");
+  if (pwrite(fd, sector, sizeof sector, 512) != (ssize_t)sizeof sector || fdatasync(fd) != 0)
+    printf("skiff-init: disktest: write: %s\n", strerror(errno));
+  else
+    printf("skiff-init: disktest: sector1 written\n");
+  close(fd);
+}
+
 static void power_off(void) {
   tcdrain(STDOUT_FILENO); /* the console is interrupt-driven: let it finish */
   sync();
@@ -96,6 +147,7 @@ int main(void) {
 
   printf("skiff-init: userspace reached at %s s\n", uptime);
   printf("skiff-init: cpus=%ld mem_total_kib=%ld\n", sysconf(_SC_NPROCESSORS_ONLN), mem_total_kib());
+  report_disks();
   printf("skiff-init: action=%s\n", action);
   fflush(stdout);
 
@@ -117,6 +169,9 @@ int main(void) {
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
+  } else if (strcmp(action, "disktest") == 0) {
+    disk_test();
+    fflush(stdout);
   } else if (strcmp(action, "poweroff") != 0) {
     fprintf(stderr, "skiff-init: unknown skiff.action=%s, powering off\n", action);
   }
