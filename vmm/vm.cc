@@ -211,7 +211,8 @@ std::string Vm::attach_virtio_devices() {
   io_thread_ = std::make_unique<IoThread>();
   std::string args;
   uint64_t base = layout::kVirtioMmioStart;
-  for (const auto& device : config_.virtio_devices) {
+  for (const auto& make_device : config_.virtio_devices) {
+    auto device = make_device(memory_);
     const uint32_t gsi = gsis_.allocate();
     auto irq = std::make_shared<devices::IrqFd>(vm_, gsi);
     auto transport = std::make_shared<virtio::MmioTransport>(memory_, device, irq);

@@ -1,10 +1,14 @@
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+namespace skiff {
+class GuestMemory;
+}
 namespace skiff::virtio {
 class VirtioDevice;
 }
@@ -30,8 +34,10 @@ struct VmConfig {
   bool hugepages = false;
   ConsoleConfig console;
   // virtio-mmio devices, in the order the guest enumerates them (the first
-  // block device is /dev/vda).
-  std::vector<std::shared_ptr<virtio::VirtioDevice>> virtio_devices;
+  // block device is /dev/vda). Made by the VM once its memory exists; a
+  // factory may throw (a disk that won't open) and the VM is not created.
+  using VirtioDeviceFactory = std::function<std::shared_ptr<virtio::VirtioDevice>(const GuestMemory&)>;
+  std::vector<VirtioDeviceFactory> virtio_devices;
 };
 
 }  // namespace skiff

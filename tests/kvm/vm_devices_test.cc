@@ -114,8 +114,8 @@ namespace {
 TEST(Devices, VirtioDevicesGetAWindowAnIrqAndACommandLineEntry) {
   SKIFF_REQUIRE_KVM();
   auto cfg = guest_config(kGuestHello);
-  cfg.virtio_devices = {std::make_shared<virtio::testing::FakeDevice>(),
-                        std::make_shared<virtio::testing::FakeDevice>()};
+  auto fake = [](const GuestMemory&) { return std::make_shared<virtio::testing::FakeDevice>(); };
+  cfg.virtio_devices = {fake, fake};
   Vm vm(cfg);
   // The transports answer on the MMIO bus with the virtio magic.
   for (uint64_t base : {layout::kVirtioMmioStart, layout::kVirtioMmioStart + layout::kVirtioMmioWindow}) {
