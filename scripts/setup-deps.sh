@@ -11,6 +11,7 @@ packages=(
   linux-libc-dev                       # KVM uapi headers
   libboost-dev libboost-system-dev     # Boost.Asio
   capnproto libcapnp-dev               # control/agent API schemas and RPC
+  liburing-dev                         # io_uring backend of virtio-blk
   libjemalloc-dev                      # allocator linked into the binaries
   libgtest-dev libgmock-dev            # unit tests
   librapidcheck-dev                    # property tests

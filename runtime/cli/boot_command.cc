@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "runtime/cli/commands.h"
+#include "virtio/blk/blk_device.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -18,10 +19,38 @@ struct BootOptions {
   VmConfig vm;
   std::string console = "stdio";
   std::string initrd;
+  std::vector<std::string> disks;
   std::string log_path;
   std::string log_level = "info";
   bool quiet = false;
 };
+
+// --disk PATH[,ro][,serial=ID]: a virtio-blk device; the first is /dev/vda.
+VmConfig::VirtioDeviceFactory parse_disk(const std::string& spec) {
+  virtio::BlockConfig cfg;
+  size_t start = 0;
+  bool first = true;
+  while (start <= spec.size()) {
+    size_t comma = spec.find(',', start);
+    std::string part = spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (first) {
+      cfg.path = part;
+      first = false;
+    } else if (part == "ro") {
+      cfg.read_only = true;
+    } else if (part.rfind("serial=", 0) == 0) {
+      cfg.serial = part.substr(7);
+    } else {
+      throw ConfigError("--disk " + spec + ": unknown option \"" + part + "\" (PATH[,ro][,serial=ID])");
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (cfg.path.empty()) throw ConfigError("--disk needs a path (PATH[,ro][,serial=ID])");
+  if (cfg.serial.size() > virtio::kBlkIdBytes)
+    throw ConfigError("--disk " + spec + ": serial is longer than " + std::to_string(virtio::kBlkIdBytes) + " bytes");
+  return [cfg](const GuestMemory& mem) { return std::make_shared<virtio::BlockDevice>(mem, cfg); };
+}
 
 ConsoleConfig parse_console(const std::string& s) {
   if (s == "stdio") return {ConsoleMode::Stdio, {}};
@@ -33,6 +62,7 @@ ConsoleConfig parse_console(const std::string& s) {
 
 int run_boot(BootOptions& o) {
   o.vm.console = parse_console(o.console);
+  for (const auto& d : o.disks) o.vm.virtio_devices.push_back(parse_disk(d));
   if (!o.log_path.empty()) {
     auto& logger = log::Logger::global();
     logger.set_level(log::parse_level(o.log_level));
@@ -86,6 +116,7 @@ void add_boot_command(CLI::App& app, int& status) {
   cmd->add_option("--initrd", opts->initrd,
                   "initramfs to load [default with the default kernel: " SKIFF_DEFAULT_INITRD "]");
   cmd->add_option("--cmdline", opts->vm.cmdline, "kernel command line")->capture_default_str();
+  cmd->add_option("--disk", opts->disks, "PATH[,ro][,serial=ID]: a virtio-blk disk (repeatable; the first is /dev/vda)");
   cmd->add_option("--vcpus", opts->vm.vcpus, "number of vCPUs")->capture_default_str();
   cmd->add_option("--max-vcpus", opts->vm.max_vcpus, "vCPUs the guest may see hot-added (default: --vcpus)");
   cmd->add_option("--memory", opts->vm.memory_mib, "guest memory in MiB")->capture_default_str();

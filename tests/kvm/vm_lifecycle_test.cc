@@ -136,6 +136,10 @@ TEST(Cli, BadInputGetsOneClearLine) {
                         "kernel command line is 70000 bytes");
   expect_one_line_error("boot --kernel " + hello + " --console /nonexistent/dir/log", "/nonexistent/dir/log");
   expect_one_line_error("boot --vcpus abc --kernel " + hello, "vcpus");
+  expect_one_line_error("boot --kernel " + hello + " --disk /nonexistent/disk.img", "open disk /nonexistent/disk.img");
+  expect_one_line_error("boot --kernel " + hello + " --disk " + hello + ",bogus", "unknown option \"bogus\"");
+  expect_one_line_error("boot --kernel " + hello + " --disk " + hello + ",serial=123456789012345678901",
+                        "serial is longer than 20 bytes");
 }
 
 }  // namespace

@@ -1,0 +1,298 @@
+#include "virtio/blk/blk_device.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/virtio_blk.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+
+namespace skiff::virtio {
+namespace {
+
+struct RequestHeader {
+  uint32_t type;
+  uint32_t reserved;
+  uint64_t sector;
+};
+static_assert(sizeof(RequestHeader) == 16);
+
+struct Segment {  // discard / write-zeroes
+  uint64_t sector;
+  uint32_t num_sectors;
+  uint32_t flags;
+};
+static_assert(sizeof(Segment) == 16);
+
+// The config layout is Linux's struct virtio_blk_config (packed, little-endian).
+static_assert(offsetof(virtio_blk_config, capacity) == 0);
+static_assert(offsetof(virtio_blk_config, seg_max) == 12);
+static_assert(offsetof(virtio_blk_config, blk_size) == 20);
+static_assert(offsetof(virtio_blk_config, num_queues) == 34);
+static_assert(offsetof(virtio_blk_config, max_discard_sectors) == 36);
+static_assert(offsetof(virtio_blk_config, write_zeroes_may_unmap) == 56);
+
+// [sector, sector + count) lies inside a disk of `capacity` sectors.
+bool in_range(uint64_t sector, uint64_t count, uint64_t capacity) {
+  return count <= capacity && sector <= capacity - count;
+}
+
+}  // namespace
+
+BlockDevice::BlockDevice(const GuestMemory& mem, BlockConfig config) : mem_(mem), config_(std::move(config)) {
+  const uint16_t qs = config_.queue_size;
+  if (qs < 4 || qs > 1024 || (qs & (qs - 1)) != 0)
+    throw std::invalid_argument("disk " + config_.path + ": queue size " + std::to_string(qs) +
+                                " is not a power of two in [4, 1024]");
+  if (config_.queues == 0 || config_.queues > 64)
+    throw std::invalid_argument("disk " + config_.path + ": queue count must be 1..64");
+  fd_ = UniqueFd(::open(config_.path.c_str(), (config_.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+  if (!fd_) throw std::system_error(errno, std::generic_category(), "open disk " + config_.path);
+  struct stat st {};
+  if (::fstat(fd_.get(), &st) != 0) throw std::system_error(errno, std::generic_category(), "stat disk " + config_.path);
+  uint64_t bytes = 0;
+  if (S_ISREG(st.st_mode)) {
+    bytes = static_cast<uint64_t>(st.st_size);
+  } else if (S_ISBLK(st.st_mode)) {
+    if (::ioctl(fd_.get(), BLKGETSIZE64, &bytes) != 0)
+      throw std::system_error(errno, std::generic_category(), "BLKGETSIZE64 on disk " + config_.path);
+  } else {
+    throw std::invalid_argument("disk " + config_.path + ": not a regular file or block device");
+  }
+  capacity_ = bytes / kSectorSize;  // a partial last sector is not exposed
+
+  const unsigned entries = 4u * qs * static_cast<unsigned>(config_.queues);
+  switch (config_.backend) {
+    case BlockBackendKind::kIoUring:
+      backend_ = make_io_uring_backend(fd_.get(), std::min(entries, 4096u));
+      break;
+    case BlockBackendKind::kAuto:
+      try {
+        backend_ = make_io_uring_backend(fd_.get(), std::min(entries, 4096u));
+      } catch (const std::system_error&) {
+        backend_ = make_thread_pool_backend(fd_.get(), std::max(1u, config_.threads));
+      }
+      break;
+    case BlockBackendKind::kThreadPool:
+      backend_ = make_thread_pool_backend(fd_.get(), std::max(1u, config_.threads));
+      break;
+    case BlockBackendKind::kInline:
+      backend_ = make_thread_pool_backend(fd_.get(), 0);
+      break;
+  }
+}
+
+BlockDevice::~BlockDevice() {
+  reset();
+  backend_.reset();  // joins its threads before fd_ closes
+}
+
+uint64_t BlockDevice::device_features() const {
+  uint64_t f = bit(kFeatureVersion1) | bit(kFeatureEventIdx) | bit(kFeatureIndirectDesc) | bit(kBlkFSegMax) |
+               bit(kBlkFBlkSize) | bit(kBlkFFlush) | bit(kBlkFDiscard) | bit(kBlkFWriteZeroes);
+  if (config_.read_only) f |= bit(kBlkFRo);
+  if (config_.queues > 1) f |= bit(kBlkFMq);
+  return f;
+}
+
+std::vector<uint8_t> BlockDevice::config_space() const {
+  virtio_blk_config c{};
+  c.capacity = capacity_;
+  c.seg_max = config_.queue_size - 2u;  // header and status take a descriptor each
+  c.blk_size = kSectorSize;
+  c.num_queues = static_cast<uint16_t>(config_.queues);
+  c.max_discard_sectors = kBlkMaxDiscardSectors;
+  c.max_discard_seg = kBlkMaxDiscardSegments;
+  c.discard_sector_alignment = 1;
+  c.max_write_zeroes_sectors = kBlkMaxDiscardSectors;
+  c.max_write_zeroes_seg = kBlkMaxDiscardSegments;
+  c.write_zeroes_may_unmap = 0;
+  std::vector<uint8_t> out(offsetof(virtio_blk_config, write_zeroes_may_unmap) + 4);  // up to unused1
+  std::memcpy(out.data(), &c, out.size());
+  return out;
+}
+
+void BlockDevice::read_config(uint64_t offset, std::span<uint8_t> data) {
+  const auto c = config_space();
+  for (size_t i = 0; i < data.size(); ++i) data[i] = offset < c.size() && i < c.size() - offset ? c[offset + i] : 0;
+}
+
+void BlockDevice::write_config(uint64_t, std::span<const uint8_t>) {
+  // Nothing is writable without VIRTIO_BLK_F_CONFIG_WCE, which we don't offer.
+}
+
+bool BlockDevice::activate(uint64_t, std::vector<std::unique_ptr<Virtqueue>> queues,
+                           std::shared_ptr<DeviceInterrupt> interrupt) {
+  reset();
+  std::lock_guard lock(state_mu_);
+  if (queues.size() != config_.queues) return false;
+  for (const auto& q : queues)
+    if (q && !q->valid()) return false;
+  queues_.clear();
+  for (auto& q : queues) {
+    auto entry = std::make_unique<Queue>();
+    entry->vq = std::move(q);
+    queues_.push_back(std::move(entry));
+  }
+  interrupt_ = std::move(interrupt);
+  active_ = true;
+  return true;
+}
+
+void BlockDevice::queue_notify(size_t queue) {
+  std::lock_guard lock(state_mu_);
+  if (!active_ || queue >= queues_.size() || !queues_[queue]->vq) return;
+  Queue& q = *queues_[queue];
+  // Until the ring is empty (or the configured bound). A guest that keeps the
+  // ring non-empty only spins its own vCPU thread here.
+  for (size_t n = 0; config_.max_chains_per_notify == 0 || n < config_.max_chains_per_notify; ++n) {
+    std::optional<DescriptorChain> chain;
+    {
+      std::lock_guard qlock(q.mu);
+      chain = q.vq->pop();
+    }
+    if (!chain) break;
+    {
+      std::lock_guard ilock(inflight_mu_);
+      ++inflight_;
+    }
+    process(queue, std::move(*chain));
+  }
+}
+
+std::vector<iovec> BlockDevice::iovecs(const DescriptorChain& chain, bool writable, uint64_t offset,
+                                       uint64_t len) const {
+  std::vector<iovec> out;
+  const uint64_t end = offset + len;
+  uint64_t pos = 0;
+  for (const auto& d : chain.descriptors) {
+    if (d.write != writable) continue;
+    const uint64_t s = pos, e = pos + d.len;
+    pos = e;
+    const uint64_t lo = std::max(s, offset), hi = std::min(e, end);
+    if (lo >= hi) continue;
+    const auto span = mem_.slice(d.addr, d.len).subspan(lo - s, hi - lo);
+    out.push_back(iovec{span.data(), span.size()});
+  }
+  return out;
+}
+
+void BlockDevice::process(size_t q, DescriptorChain chain) {
+  if (!chain.ok()) return complete_bad(q, chain.head);
+  const uint64_t writable = chain.writable_bytes();
+  if (writable == 0) return complete_bad(q, chain.head);  // nowhere to put a status
+  const uint64_t readable = chain.readable_bytes();
+  const uint64_t data_in = writable - 1;  // device-writable data before the status byte
+  const Virtqueue& vq = *queues_[q]->vq;
+
+  RequestHeader hdr{};
+  if (readable < sizeof(hdr)) return complete(q, chain, kBlkSIoErr, 1);
+  vq.read_from(chain, 0, std::span(reinterpret_cast<uint8_t*>(&hdr), sizeof(hdr)));
+
+  BlockRequest req;
+  uint32_t ok_written = 1;
+  switch (hdr.type) {
+    case kBlkTIn:
+    case kBlkTOut: {
+      const bool is_write = hdr.type == kBlkTOut;
+      if (is_write && config_.read_only) return complete(q, chain, kBlkSIoErr, 1);
+      const uint64_t len = is_write ? readable - sizeof(hdr) : data_in;
+      if (len % kSectorSize != 0 || !in_range(hdr.sector, len / kSectorSize, capacity_))
+        return complete(q, chain, kBlkSIoErr, 1);
+      req.op = is_write ? BlockRequest::Op::kWrite : BlockRequest::Op::kRead;
+      req.offset = hdr.sector * kSectorSize;
+      req.iov = is_write ? iovecs(chain, false, sizeof(hdr), len) : iovecs(chain, true, 0, len);
+      if (!is_write) ok_written = static_cast<uint32_t>(len + 1);
+      break;
+    }
+    case kBlkTFlush:
+      req.op = BlockRequest::Op::kFlush;
+      break;
+    case kBlkTGetId: {
+      uint8_t id[kBlkIdBytes] = {};
+      std::memcpy(id, config_.serial.data(), std::min(config_.serial.size(), kBlkIdBytes));
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(data_in, kBlkIdBytes));
+      vq.write_to(chain, 0, std::span<const uint8_t>(id, n));
+      return complete(q, chain, kBlkSOk, static_cast<uint32_t>(n + 1));
+    }
+    case kBlkTDiscard:
+    case kBlkTWriteZeroes: {
+      const bool discard = hdr.type == kBlkTDiscard;
+      if (config_.read_only) return complete(q, chain, kBlkSIoErr, 1);
+      const uint64_t bytes = readable - sizeof(hdr);
+      if (bytes == 0 || bytes % sizeof(Segment) != 0 || bytes / sizeof(Segment) > kBlkMaxDiscardSegments)
+        return complete(q, chain, kBlkSIoErr, 1);
+      for (uint64_t off = sizeof(hdr); off < readable; off += sizeof(Segment)) {
+        Segment seg{};
+        vq.read_from(chain, off, std::span(reinterpret_cast<uint8_t*>(&seg), sizeof(seg)));
+        const uint32_t allowed_flags = discard ? 0 : kBlkWriteZeroesUnmap;
+        if (seg.flags & ~allowed_flags) return complete(q, chain, kBlkSUnsupp, 1);
+        if (seg.num_sectors > kBlkMaxDiscardSectors || !in_range(seg.sector, seg.num_sectors, capacity_))
+          return complete(q, chain, kBlkSIoErr, 1);
+        req.ranges.emplace_back(seg.sector * kSectorSize, uint64_t{seg.num_sectors} * kSectorSize);
+      }
+      req.op = discard ? BlockRequest::Op::kDiscard : BlockRequest::Op::kWriteZeroes;
+      break;
+    }
+    default:
+      return complete(q, chain, kBlkSUnsupp, 1);
+  }
+
+  auto owned = std::make_shared<DescriptorChain>(std::move(chain));
+  backend_->submit(std::move(req), [this, q, owned, ok_written](int result) {
+    complete(q, *owned, result == 0 ? kBlkSOk : kBlkSIoErr, result == 0 ? ok_written : 1);
+  });
+}
+
+void BlockDevice::complete(size_t q, const DescriptorChain& chain, uint8_t status, uint32_t written) {
+  Queue& queue = *queues_[q];
+  bool notify;
+  {
+    std::lock_guard lock(queue.mu);
+    queue.vq->write_to(chain, chain.writable_bytes() - 1, std::span<const uint8_t>(&status, 1));
+    queue.vq->add_used(chain.head, written);
+    notify = queue.vq->needs_notification();
+  }
+  finish_one(q, notify);
+}
+
+void BlockDevice::complete_bad(size_t q, uint16_t head) {
+  Queue& queue = *queues_[q];
+  bool notify;
+  {
+    std::lock_guard lock(queue.mu);
+    queue.vq->add_used(head, 0);
+    notify = queue.vq->needs_notification();
+  }
+  finish_one(q, notify);
+}
+
+void BlockDevice::finish_one(size_t, bool notify) {
+  if (notify && interrupt_) interrupt_->used_buffers();
+  {
+    std::lock_guard lock(inflight_mu_);
+    --inflight_;
+  }
+  inflight_cv_.notify_all();
+}
+
+void BlockDevice::drain() {
+  std::unique_lock lock(inflight_mu_);
+  inflight_cv_.wait(lock, [this] { return inflight_ == 0; });
+}
+
+void BlockDevice::reset() {
+  std::lock_guard lock(state_mu_);
+  active_ = false;
+  drain();
+  queues_.clear();
+  interrupt_.reset();
+}
+
+}  // namespace skiff::virtio

@@ -1,0 +1,533 @@
+#include "virtio/vsock/vsock_device.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+namespace skiff::virtio {
+namespace {
+
+constexpr uint32_t kPendRequest = 1, kPendResponse = 2, kPendShutdown = 4, kPendCreditUpdate = 8;
+
+}  // namespace
+
+VsockDevice::VsockDevice(uint64_t guest_cid, VsockOptions options)
+    : guest_cid_(guest_cid), options_(options), scratch_(kVsockMaxPayload) {
+  if (options_.io_thread) {
+    wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!wake_) throw std::system_error(errno, std::generic_category(), "vsock: eventfd");
+    thread_ = std::thread([this] { io_loop(); });
+  }
+}
+
+VsockDevice::~VsockDevice() {
+  if (thread_.joinable()) {
+    stop_.store(true);
+    kick();
+    thread_.join();
+  }
+}
+
+uint64_t VsockDevice::device_features() const {
+  return bit(kFeatureVersion1) | bit(kFeatureEventIdx) | bit(kFeatureIndirectDesc);
+}
+
+void VsockDevice::read_config(uint64_t offset, std::span<uint8_t> data) {
+  for (size_t i = 0; i < data.size(); ++i) {
+    const uint64_t o = offset + i;
+    data[i] = (o >= offset && o < 8) ? static_cast<uint8_t>(guest_cid_ >> (8 * o)) : 0;
+  }
+}
+
+void VsockDevice::write_config(uint64_t, std::span<const uint8_t>) {}  // read-only
+
+bool VsockDevice::activate(uint64_t features, std::vector<std::unique_ptr<Virtqueue>> queues,
+                           std::shared_ptr<DeviceInterrupt> interrupt) {
+  if (!(features & bit(kFeatureVersion1)) || queues.size() != 3 || !interrupt) return false;
+  for (size_t q : {kRxQueue, kTxQueue})
+    if (!queues[q] || !queues[q]->valid()) return false;
+  if (queues[kEventQueue] && !queues[kEventQueue]->valid()) return false;
+  Deferred d;
+  {
+    std::lock_guard lock(mutex_);
+    queues_ = std::move(queues);
+    interrupt_ = std::move(interrupt);
+    held_rx_.reset();
+    rx_starved_ = false;
+    // Host-initiated connections made before activation go out now.
+    service_locked();
+    finish_locked(d);
+  }
+  kick();
+  d.run();
+  return true;
+}
+
+void VsockDevice::queue_notify(size_t queue) {
+  Deferred d;
+  {
+    std::lock_guard lock(mutex_);
+    if (queues_.empty()) return;
+    if (queue == kRxQueue) rx_starved_ = false;
+    if (queue == kTxQueue) process_tx_locked(d);
+    service_locked();
+    finish_locked(d);
+  }
+  kick();
+  d.run();
+}
+
+void VsockDevice::reset() {
+  {
+    std::lock_guard lock(mutex_);
+    held_rx_.reset();
+    queues_.clear();
+    interrupt_.reset();
+    conns_.clear();  // closes the device ends: host ends see EOF
+    rsts_.clear();
+    rx_starved_ = false;
+    std::fill(std::begin(used_), std::end(used_), false);
+  }
+  kick();
+}
+
+std::shared_ptr<VsockConnection> VsockDevice::connect(uint32_t guest_port) {
+  Deferred d;
+  std::shared_ptr<VsockConnection> result;
+  {
+    std::lock_guard lock(mutex_);
+    if (conns_.size() >= options_.max_connections) return nullptr;
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+      throw std::system_error(errno, std::generic_category(), "vsock: socketpair");
+    UniqueFd host(sv[0]), dev(sv[1]);
+    const int fl = ::fcntl(dev.get(), F_GETFL);
+    ::fcntl(dev.get(), F_SETFL, fl | O_NONBLOCK);
+    const uint32_t port = alloc_port_locked();
+    Conn c;
+    c.local_port = port;
+    c.peer_port = guest_port;
+    c.state = State::kConnecting;
+    c.fd = std::move(dev);
+    c.pending = kPendRequest;
+    conns_.emplace(Key{port, guest_port}, std::move(c));
+    result = std::make_shared<VsockConnection>(std::move(host), port, guest_port);
+    if (!queues_.empty()) {
+      service_locked();
+      finish_locked(d);
+    }
+  }
+  kick();
+  d.run();
+  return result;
+}
+
+void VsockDevice::listen(uint32_t host_port, std::function<void(UniqueFd)> on_accept) {
+  std::lock_guard lock(mutex_);
+  listeners_[host_port] = std::move(on_accept);
+}
+
+void VsockDevice::unlisten(uint32_t host_port) {
+  std::lock_guard lock(mutex_);
+  listeners_.erase(host_port);
+}
+
+bool VsockDevice::transport_reset() {
+  Deferred d;
+  bool sent = false;
+  {
+    std::lock_guard lock(mutex_);
+    conns_.clear();
+    rsts_.clear();
+    if (queues_.empty()) return false;
+    if (Virtqueue* ev = queues_[kEventQueue].get()) {
+      while (auto chain = ev->pop()) {
+        if (chain->ok() && chain->writable_bytes() >= sizeof(VsockEvent)) {
+          const VsockEvent e{kVsockEventTransportReset};
+          ev->write_to(*chain, 0, std::span(reinterpret_cast<const uint8_t*>(&e), sizeof(e)));
+          ev->add_used(chain->head, sizeof(e));
+          used_[kEventQueue] = true;
+          sent = true;
+          break;
+        }
+        ev->add_used(chain->head, 0);
+        used_[kEventQueue] = true;
+      }
+    }
+    finish_locked(d);
+  }
+  kick();
+  d.run();
+  return sent;
+}
+
+void VsockDevice::pump() {
+  Deferred d;
+  {
+    std::lock_guard lock(mutex_);
+    if (queues_.empty()) return;
+    service_locked();
+    finish_locked(d);
+  }
+  d.run();
+}
+
+size_t VsockDevice::connection_count() const {
+  std::lock_guard lock(mutex_);
+  return conns_.size();
+}
+
+void VsockDevice::Deferred::run() {
+  for (auto& [cb, fd] : accepts)
+    if (cb) cb(std::move(fd));
+  if (irq) irq->used_buffers();
+}
+
+void VsockDevice::kick() {
+  if (!wake_) return;
+  const uint64_t one = 1;
+  [[maybe_unused]] const ssize_t n = ::write(wake_.get(), &one, sizeof(one));
+}
+
+void VsockDevice::finish_locked(Deferred& d) {
+  bool notify = false;
+  for (size_t q = 0; q < 3; ++q) {
+    if (!used_[q]) continue;
+    used_[q] = false;
+    if (q < queues_.size() && queues_[q] && queues_[q]->needs_notification()) notify = true;
+  }
+  if (notify) d.irq = interrupt_;
+}
+
+void VsockDevice::io_loop() {
+  std::vector<pollfd> fds;
+  while (!stop_.load()) {
+    fds.clear();
+    fds.push_back(pollfd{wake_.get(), POLLIN, 0});
+    {
+      std::lock_guard lock(mutex_);
+      if (!queues_.empty()) {
+        for (const auto& [key, c] : conns_) {
+          short ev = 0;
+          if (wants_read(c) && !rx_starved_) ev |= POLLIN;
+          if (c.host_out_size() > 0) ev |= POLLOUT;
+          // An fd polled for nothing would still report POLLHUP: leave it out.
+          if (ev) fds.push_back(pollfd{c.fd.get(), ev, 0});
+        }
+      }
+    }
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      uint64_t v;
+      [[maybe_unused]] const ssize_t n = ::read(wake_.get(), &v, sizeof(v));
+    }
+    if (stop_.load()) break;
+    Deferred d;
+    {
+      std::lock_guard lock(mutex_);
+      if (queues_.empty()) continue;
+      service_locked();
+      finish_locked(d);
+    }
+    d.run();
+  }
+}
+
+uint32_t VsockDevice::credit(const Conn& c) {
+  const uint32_t in_flight = c.tx_cnt - c.peer_fwd_cnt;
+  return in_flight >= c.peer_buf_alloc ? 0 : c.peer_buf_alloc - in_flight;
+}
+
+bool VsockDevice::wants_read(const Conn& c) const {
+  return c.state == State::kEstablished && !c.host_eof && !(c.peer_shutdown & kVsockShutdownRcv) && credit(c) > 0;
+}
+
+uint32_t VsockDevice::alloc_port_locked() {
+  // Bounded: at most max_connections ports are in use.
+  for (;;) {
+    const uint32_t p = next_port_;
+    next_port_ = next_port_ == UINT32_MAX ? kFirstLocalPort : next_port_ + 1;
+    auto it = conns_.lower_bound(Key{p, 0});
+    const bool used = (it != conns_.end() && it->first.first == p) || listeners_.count(p);
+    if (!used) return p;
+  }
+}
+
+void VsockDevice::queue_rst_locked(uint32_t local_port, uint32_t peer_port) {
+  if (rsts_.size() < options_.max_queued_rsts) rsts_.emplace_back(local_port, peer_port);
+}
+
+void VsockDevice::reset_conn_locked(const Key& key, bool send_rst) {
+  if (conns_.erase(key) && send_rst) queue_rst_locked(key.first, key.second);
+}
+
+void VsockDevice::process_tx_locked(Deferred& d) {
+  Virtqueue* tx = queues_[kTxQueue].get();
+  while (auto chain = tx->pop()) {
+    if (chain->ok() && chain->readable_bytes() >= kVsockHeaderSize) {
+      VsockHeader h;
+      tx->read_from(*chain, 0, std::span(reinterpret_cast<uint8_t*>(&h), sizeof(h)));
+      handle_packet_locked(h, *chain, d);
+    }
+    tx->add_used(chain->head, 0);
+    used_[kTxQueue] = true;
+  }
+}
+
+void VsockDevice::handle_packet_locked(const VsockHeader& h, const DescriptorChain& chain, Deferred& d) {
+  // Not from our guest or not for the host: nobody to answer.
+  if (h.src_cid != guest_cid_ || h.dst_cid != kVsockHostCid) return;
+  const uint32_t local = h.dst_port, peer = h.src_port;
+  const uint16_t op = h.op;
+  const uint32_t len = h.len;
+  const Key key{local, peer};
+  auto it = conns_.find(key);
+  const bool bad = h.type != kVsockTypeStream || op == kVsockOpInvalid || op > kVsockOpCreditRequest ||
+                   len > kVsockMaxPayload || len > chain.readable_bytes() - kVsockHeaderSize ||
+                   (len != 0 && op != kVsockOpRw);
+  if (bad) {
+    if (it != conns_.end()) reset_conn_locked(key, true);
+    else if (op != kVsockOpRst) queue_rst_locked(local, peer);
+    return;
+  }
+  if (it == conns_.end()) {
+    if (op == kVsockOpRequest) {
+      auto l = listeners_.find(local);
+      if (l == listeners_.end() || conns_.size() >= options_.max_connections) {
+        queue_rst_locked(local, peer);
+        return;
+      }
+      int sv[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        queue_rst_locked(local, peer);
+        return;
+      }
+      UniqueFd host(sv[0]), dev(sv[1]);
+      const int fl = ::fcntl(dev.get(), F_GETFL);
+      ::fcntl(dev.get(), F_SETFL, fl | O_NONBLOCK);
+      Conn c;
+      c.local_port = local;
+      c.peer_port = peer;
+      c.state = State::kEstablished;
+      c.fd = std::move(dev);
+      c.peer_buf_alloc = h.buf_alloc;
+      c.peer_fwd_cnt = h.fwd_cnt;
+      c.pending = kPendResponse;
+      conns_.emplace(key, std::move(c));
+      d.accepts.emplace_back(l->second, std::move(host));
+    } else if (op != kVsockOpRst) {
+      queue_rst_locked(local, peer);
+    }
+    return;
+  }
+  Conn& c = it->second;
+  c.peer_buf_alloc = h.buf_alloc;
+  c.peer_fwd_cnt = h.fwd_cnt;
+  switch (op) {
+    case kVsockOpRequest:  // for a connection that already exists
+      reset_conn_locked(key, true);
+      return;
+    case kVsockOpResponse:
+      if (c.state != State::kConnecting) {
+        reset_conn_locked(key, true);
+        return;
+      }
+      c.state = State::kEstablished;
+      return;
+    case kVsockOpRst:
+      reset_conn_locked(key, false);
+      return;
+    case kVsockOpShutdown:
+      if (c.state == State::kConnecting) {
+        reset_conn_locked(key, true);
+        return;
+      }
+      c.peer_shutdown |= h.flags & (kVsockShutdownRcv | kVsockShutdownSend);
+      maybe_finish_locked(c);
+      return;
+    case kVsockOpRw: {
+      if (c.state == State::kConnecting || (c.peer_shutdown & kVsockShutdownSend) || c.host_shut_wr ||
+          c.host_out_size() + len > options_.buf_alloc) {
+        reset_conn_locked(key, true);  // no connection yet, data after SHUTDOWN, or credit ignored
+        return;
+      }
+      const size_t old = c.host_out.size();
+      c.host_out.resize(old + len);
+      queues_[kTxQueue]->read_from(chain, kVsockHeaderSize, std::span(c.host_out.data() + old, len));
+      c.rx_cnt += len;
+      if (flush_host_out_locked(c)) maybe_finish_locked(c);
+      return;
+    }
+    case kVsockOpCreditUpdate:
+      return;
+    case kVsockOpCreditRequest:
+      c.pending |= kPendCreditUpdate;
+      return;
+  }
+}
+
+bool VsockDevice::flush_host_out_locked(Conn& c) {
+  while (c.host_out_size() > 0) {
+    const ssize_t n = ::send(c.fd.get(), c.host_out.data() + c.host_out_head, c.host_out_size(),
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      c.host_out_head += static_cast<size_t>(n);
+      c.fwd_cnt += static_cast<uint32_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    reset_conn_locked(Key{c.local_port, c.peer_port}, true);  // the host end is gone
+    return false;
+  }
+  if (c.host_out_size() == 0) {
+    c.host_out.clear();
+    c.host_out_head = 0;
+  } else if (c.host_out_head > c.host_out.size() / 2) {
+    c.host_out.erase(c.host_out.begin(), c.host_out.begin() + static_cast<ptrdiff_t>(c.host_out_head));
+    c.host_out_head = 0;
+  }
+  if (c.fwd_cnt - c.last_sent_fwd_cnt >= options_.buf_alloc / 4) c.pending |= kPendCreditUpdate;
+  return true;
+}
+
+bool VsockDevice::maybe_finish_locked(Conn& c) {
+  if (c.host_out_size() != 0) return true;
+  if ((c.peer_shutdown & kVsockShutdownSend) && !c.host_shut_wr) {
+    ::shutdown(c.fd.get(), SHUT_WR);
+    c.host_shut_wr = true;
+  }
+  if (c.peer_shutdown == (kVsockShutdownRcv | kVsockShutdownSend)) {
+    reset_conn_locked(Key{c.local_port, c.peer_port}, true);  // both directions done: RST closes it
+    return false;
+  }
+  return true;
+}
+
+std::optional<DescriptorChain> VsockDevice::take_rx_locked() {
+  if (held_rx_) {
+    auto c = std::move(held_rx_);
+    held_rx_.reset();
+    return c;
+  }
+  Virtqueue* rx = queues_[kRxQueue].get();
+  while (auto chain = rx->pop()) {
+    if (chain->ok() && chain->writable_bytes() >= kVsockHeaderSize + 1) return chain;
+    rx->add_used(chain->head, 0);  // unusable buffer
+    used_[kRxQueue] = true;
+  }
+  rx_starved_ = true;
+  return std::nullopt;
+}
+
+void VsockDevice::write_packet_locked(const DescriptorChain& chain, Conn* c, uint32_t local_port, uint32_t peer_port,
+                                      uint16_t op, uint32_t flags, std::span<const uint8_t> payload) {
+  VsockHeader h{};
+  h.src_cid = kVsockHostCid;
+  h.dst_cid = guest_cid_;
+  h.src_port = local_port;
+  h.dst_port = peer_port;
+  h.len = static_cast<uint32_t>(payload.size());
+  h.type = kVsockTypeStream;
+  h.op = op;
+  h.flags = flags;
+  if (c) {
+    h.buf_alloc = options_.buf_alloc;
+    h.fwd_cnt = c->fwd_cnt;
+    c->last_sent_fwd_cnt = c->fwd_cnt;
+    c->pending &= ~kPendCreditUpdate;  // every header carries our credit
+  }
+  Virtqueue* rx = queues_[kRxQueue].get();
+  rx->write_to(chain, 0, std::span(reinterpret_cast<const uint8_t*>(&h), sizeof(h)));
+  if (!payload.empty()) rx->write_to(chain, kVsockHeaderSize, payload);
+  rx->add_used(chain.head, static_cast<uint32_t>(kVsockHeaderSize + payload.size()));
+  used_[kRxQueue] = true;
+}
+
+void VsockDevice::service_locked() {
+  for (auto it = conns_.begin(); it != conns_.end();) {
+    auto next = std::next(it);
+    if (it->second.host_out_size() > 0 && flush_host_out_locked(it->second)) maybe_finish_locked(it->second);
+    it = next;
+  }
+  flush_rx_locked();
+}
+
+void VsockDevice::flush_rx_locked() {
+  if (queues_.empty() || queues_[kRxQueue]->broken()) return;
+  while (!rsts_.empty()) {
+    auto chain = take_rx_locked();
+    if (!chain) return;
+    const Key k = rsts_.front();
+    rsts_.pop_front();
+    write_packet_locked(*chain, nullptr, k.first, k.second, kVsockOpRst, 0, {});
+  }
+  // Round robin: at most one packet per connection per round.
+  for (bool progress = true; progress;) {
+    progress = false;
+    for (auto it = conns_.begin(); it != conns_.end();) {
+      auto next = std::next(it);
+      Conn& c = it->second;
+      const bool has_ctrl = c.pending != 0;
+      const bool can_data = wants_read(c);
+      if (!has_ctrl && !can_data) {
+        it = next;
+        continue;
+      }
+      auto chain = take_rx_locked();
+      if (!chain) return;
+      if (has_ctrl) {
+        uint16_t op;
+        uint32_t flags = 0;
+        if (c.pending & kPendRequest) {
+          op = kVsockOpRequest;
+          c.pending &= ~kPendRequest;
+        } else if (c.pending & kPendResponse) {
+          op = kVsockOpResponse;
+          c.pending &= ~kPendResponse;
+        } else if (c.pending & kPendShutdown) {
+          op = kVsockOpShutdown;
+          flags = kVsockShutdownRcv | kVsockShutdownSend;
+          c.pending &= ~kPendShutdown;
+        } else {
+          op = kVsockOpCreditUpdate;
+        }
+        write_packet_locked(*chain, &c, c.local_port, c.peer_port, op, flags, {});
+        progress = true;
+        it = next;
+        continue;
+      }
+      const size_t room = std::min<uint64_t>(
+          {chain->writable_bytes() - kVsockHeaderSize, credit(c), static_cast<uint64_t>(kVsockMaxPayload)});
+      const ssize_t n = ::recv(c.fd.get(), scratch_.data(), room, MSG_DONTWAIT);
+      if (n > 0) {
+        write_packet_locked(*chain, &c, c.local_port, c.peer_port, kVsockOpRw, 0,
+                            std::span<const uint8_t>(scratch_.data(), static_cast<size_t>(n)));
+        c.tx_cnt += static_cast<uint32_t>(n);
+        progress = true;
+      } else if (n == 0) {
+        // The host closed (or shut down writing): tell the guest; it answers RST.
+        c.host_eof = true;
+        c.state = State::kClosing;
+        write_packet_locked(*chain, &c, c.local_port, c.peer_port, kVsockOpShutdown,
+                            kVsockShutdownRcv | kVsockShutdownSend, {});
+        progress = true;
+      } else {
+        held_rx_ = std::move(chain);
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+          reset_conn_locked(it->first, true);
+          progress = true;
+        }
+      }
+      it = next;
+    }
+  }
+}
+
+}  // namespace skiff::virtio
