@@ -6,7 +6,11 @@
 boot() {
   STATUS=0
   rm -f "$WORK/console.txt" "$WORK/log.jsonl"  # skiff appends to both
-  "$SKIFF" boot --console "$WORK/console.txt" --log "$WORK/log.jsonl" "$@" 2>"$WORK/stderr.txt" || STATUS=$?
+  # A boot that hangs is killed, so the case fails with the console instead
+  # of holding the outer VM's command loop.
+  timeout -s KILL "${BOOT_SECONDS:-120}" "$SKIFF" boot --console "$WORK/console.txt" --log "$WORK/log.jsonl" "$@" \
+    2>"$WORK/stderr.txt" || STATUS=$?
+  [ "$STATUS" != 137 ] || echo "skiff boot killed after ${BOOT_SECONDS:-120} s" >> "$WORK/stderr.txt"
 }
 
 fail() {

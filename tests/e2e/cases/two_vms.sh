@@ -2,7 +2,7 @@
 . "$(dirname "$0")/_common.sh"
 mkdir -p "$WORK/a" "$WORK/b"
 for vm in a b; do
-  ( "$SKIFF" boot --kernel "$VMLINUX" --initrd "$INITRD" --cmdline "console=ttyS0 quiet skiff.id=$vm" \
+  ( timeout -s KILL 120 "$SKIFF" boot --kernel "$VMLINUX" --initrd "$INITRD" --cmdline "console=ttyS0 quiet skiff.id=$vm" \
       --console "$WORK/$vm/console.txt" 2>"$WORK/$vm/stderr.txt"; echo $? > "$WORK/$vm/status" ) &
 done
 wait
