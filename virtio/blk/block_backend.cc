@@ -161,12 +161,7 @@ class IoUringBackend : public BlockBackend {
   ~IoUringBackend() override {
     {
       std::unique_lock lock(mu_);
-      space_.wait(lock, [this] { return inflight_ < capacity_; });
-      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-      if (!sqe) {
-        io_uring_submit(&ring_);
-        sqe = io_uring_get_sqe(&ring_);
-      }
+      io_uring_sqe* sqe = acquire_sqe_locked(lock);
       io_uring_prep_nop(sqe);
       io_uring_sqe_set_data(sqe, nullptr);  // the stop sentinel: ops before it complete first
       ++inflight_;
@@ -176,15 +171,22 @@ class IoUringBackend : public BlockBackend {
     io_uring_queue_exit(&ring_);
   }
 
-  void submit(BlockRequest request, BlockCompletion done) override {
-    auto* op = new Op{std::move(request), std::move(done)};
-    std::unique_lock lock(mu_);
+  // Waits until fewer than `capacity_` requests are in flight (completions
+  // can't overflow), then takes a submission entry, flushing the ring if full.
+  io_uring_sqe* acquire_sqe_locked(std::unique_lock<std::mutex>& lock) {
     space_.wait(lock, [this] { return inflight_ < capacity_; });
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (!sqe) {
       io_uring_submit(&ring_);
       sqe = io_uring_get_sqe(&ring_);
     }
+    return sqe;
+  }
+
+  void submit(BlockRequest request, BlockCompletion done) override {
+    auto* op = new Op{std::move(request), std::move(done)};
+    std::unique_lock lock(mu_);
+    io_uring_sqe* sqe = acquire_sqe_locked(lock);
     const auto& r = op->request;
     switch (r.op) {
       case BlockRequest::Op::kRead:
