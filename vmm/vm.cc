@@ -212,7 +212,7 @@ std::string Vm::attach_virtio_devices() {
   std::string args;
   uint64_t base = layout::kVirtioMmioStart;
   for (const auto& make_device : config_.virtio_devices) {
-    auto device = make_device(memory_);
+    auto device = make_device(VmConfig::VirtioDeviceContext{memory_, *io_thread_});
     const uint32_t gsi = gsis_.allocate();
     auto irq = std::make_shared<devices::IrqFd>(vm_, gsi);
     auto transport = std::make_shared<virtio::MmioTransport>(memory_, device, irq);

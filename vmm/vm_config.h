@@ -8,6 +8,7 @@
 
 namespace skiff {
 class GuestMemory;
+class IoThread;
 }
 namespace skiff::virtio {
 class VirtioDevice;
@@ -36,7 +37,12 @@ struct VmConfig {
   // virtio-mmio devices, in the order the guest enumerates them (the first
   // block device is /dev/vda). Made by the VM once its memory exists; a
   // factory may throw (a disk that won't open) and the VM is not created.
-  using VirtioDeviceFactory = std::function<std::shared_ptr<virtio::VirtioDevice>(const GuestMemory&)>;
+  // The device's I/O (back-end completions, host sockets) runs on `io`.
+  struct VirtioDeviceContext {
+    const GuestMemory& memory;
+    IoThread& io;
+  };
+  using VirtioDeviceFactory = std::function<std::shared_ptr<virtio::VirtioDevice>(const VirtioDeviceContext&)>;
   std::vector<VirtioDeviceFactory> virtio_devices;
 };
 

@@ -49,7 +49,7 @@ VmConfig::VirtioDeviceFactory parse_disk(const std::string& spec) {
   if (cfg.path.empty()) throw ConfigError("--disk needs a path (PATH[,ro][,serial=ID])");
   if (cfg.serial.size() > virtio::kBlkIdBytes)
     throw ConfigError("--disk " + spec + ": serial is longer than " + std::to_string(virtio::kBlkIdBytes) + " bytes");
-  return [cfg](const GuestMemory& mem) { return std::make_shared<virtio::BlockDevice>(mem, cfg); };
+  return [cfg](const VmConfig::VirtioDeviceContext& ctx) { return std::make_shared<virtio::BlockDevice>(ctx.memory, cfg); };
 }
 
 ConsoleConfig parse_console(const std::string& s) {

@@ -114,7 +114,7 @@ namespace {
 TEST(Devices, VirtioDevicesGetAWindowAnIrqAndACommandLineEntry) {
   SKIFF_REQUIRE_KVM();
   auto cfg = guest_config(kGuestHello);
-  auto fake = [](const GuestMemory&) { return std::make_shared<virtio::testing::FakeDevice>(); };
+  auto fake = [](const VmConfig::VirtioDeviceContext&) { return std::make_shared<virtio::testing::FakeDevice>(); };
   cfg.virtio_devices = {fake, fake};
   Vm vm(cfg);
   // The transports answer on the MMIO bus with the virtio magic.
