@@ -81,7 +81,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   std::vector<UniqueFd> accepted;  // destroyed after the device (declared first)
   VsockOptions opt;
-  opt.io_thread = false;
   opt.max_connections = 8;
   opt.max_queued_rsts = 8;
   auto dev = std::make_shared<VsockDevice>(kGuestCid, opt);

@@ -1,14 +1,15 @@
 #include "virtio/vsock/vsock_device.h"
 
 #include <fcntl.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
+
+#include "vmm/io_thread.h"
 
 namespace skiff::virtio {
 namespace {
@@ -17,21 +18,28 @@ constexpr uint32_t kPendRequest = 1, kPendResponse = 2, kPendShutdown = 4, kPend
 
 }  // namespace
 
-VsockDevice::VsockDevice(uint64_t guest_cid, VsockOptions options)
-    : guest_cid_(guest_cid), options_(options), scratch_(kVsockMaxPayload) {
-  if (options_.io_thread) {
-    wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!wake_) throw std::system_error(errno, std::generic_category(), "vsock: eventfd");
-    thread_ = std::thread([this] { io_loop(); });
+// A host end watched on the I/O thread. The fd stays owned by the Conn.
+struct VsockDevice::StreamWatch {
+  StreamWatch(boost::asio::io_context& io, int fd) : descriptor(io, fd) {}
+  ~StreamWatch() {
+    boost::system::error_code ignored;
+    descriptor.cancel(ignored);
+    descriptor.release();
   }
-}
+  boost::asio::posix::stream_descriptor descriptor;
+};
+
+VsockDevice::VsockDevice(uint64_t guest_cid, VsockOptions options)
+    : guest_cid_(guest_cid), options_(options), scratch_(kVsockMaxPayload) {}
 
 VsockDevice::~VsockDevice() {
-  if (thread_.joinable()) {
-    stop_.store(true);
-    kick();
-    thread_.join();
-  }
+  if (!options_.io) return;
+  // On the I/O thread no handler is running; those still queued see alive_ expired.
+  options_.io->run_sync([this] {
+    std::lock_guard lock(mutex_);
+    conns_.clear();
+    alive_.reset();
+  });
 }
 
 uint64_t VsockDevice::device_features() const {
@@ -63,8 +71,8 @@ bool VsockDevice::activate(uint64_t features, std::vector<std::unique_ptr<Virtqu
     // Host-initiated connections made before activation go out now.
     service_locked();
     finish_locked(d);
+    arm_locked();
   }
-  kick();
   d.run();
   return true;
 }
@@ -78,8 +86,8 @@ void VsockDevice::queue_notify(size_t queue) {
     if (queue == kTxQueue) process_tx_locked(d);
     service_locked();
     finish_locked(d);
+    arm_locked();
   }
-  kick();
   d.run();
 }
 
@@ -94,38 +102,52 @@ void VsockDevice::reset() {
     rx_starved_ = false;
     std::fill(std::begin(used_), std::end(used_), false);
   }
-  kick();
 }
 
 std::shared_ptr<VsockConnection> VsockDevice::connect(uint32_t guest_port) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    throw std::system_error(errno, std::generic_category(), "vsock: socketpair");
+  UniqueFd host(sv[0]), dev(sv[1]);
+  const auto port = connect_stream(guest_port, std::move(dev), false);
+  if (!port) return nullptr;
+  return std::make_shared<VsockConnection>(std::move(host), *port, guest_port);
+}
+
+std::optional<uint32_t> VsockDevice::connect_stream(uint32_t guest_port, UniqueFd stream, bool ok_line) {
   Deferred d;
-  std::shared_ptr<VsockConnection> result;
+  uint32_t port;
   {
     std::lock_guard lock(mutex_);
-    if (conns_.size() >= options_.max_connections) return nullptr;
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-      throw std::system_error(errno, std::generic_category(), "vsock: socketpair");
-    UniqueFd host(sv[0]), dev(sv[1]);
-    const int fl = ::fcntl(dev.get(), F_GETFL);
-    ::fcntl(dev.get(), F_SETFL, fl | O_NONBLOCK);
-    const uint32_t port = alloc_port_locked();
-    Conn c;
-    c.local_port = port;
-    c.peer_port = guest_port;
-    c.state = State::kConnecting;
-    c.fd = std::move(dev);
+    if (conns_.size() >= options_.max_connections) return std::nullopt;
+    port = alloc_port_locked();
+    Conn& c = add_conn_locked(port, guest_port, std::move(stream));
     c.pending = kPendRequest;
-    conns_.emplace(Key{port, guest_port}, std::move(c));
-    result = std::make_shared<VsockConnection>(std::move(host), port, guest_port);
+    c.ok_line = ok_line;
     if (!queues_.empty()) {
       service_locked();
       finish_locked(d);
+      arm_locked();
     }
   }
-  kick();
   d.run();
-  return result;
+  return port;
+}
+
+VsockDevice::Conn& VsockDevice::add_conn_locked(uint32_t local_port, uint32_t peer_port, UniqueFd fd) {
+  const int fl = ::fcntl(fd.get(), F_GETFL);
+  if (fl >= 0) ::fcntl(fd.get(), F_SETFL, fl | O_NONBLOCK);
+  Conn c;
+  c.id = next_conn_id_++;
+  c.local_port = local_port;
+  c.peer_port = peer_port;
+  c.fd = std::move(fd);
+  return conns_.insert_or_assign(Key{local_port, peer_port}, std::move(c)).first->second;
+}
+
+void VsockDevice::set_connector(std::function<UniqueFd(uint32_t)> connector) {
+  std::lock_guard lock(mutex_);
+  connector_ = std::move(connector);
 }
 
 void VsockDevice::listen(uint32_t host_port, std::function<void(UniqueFd)> on_accept) {
@@ -162,7 +184,6 @@ bool VsockDevice::transport_reset() {
     }
     finish_locked(d);
   }
-  kick();
   d.run();
   return sent;
 }
@@ -189,12 +210,6 @@ void VsockDevice::Deferred::run() {
   if (irq) irq->used_buffers();
 }
 
-void VsockDevice::kick() {
-  if (!wake_) return;
-  const uint64_t one = 1;
-  [[maybe_unused]] const ssize_t n = ::write(wake_.get(), &one, sizeof(one));
-}
-
 void VsockDevice::finish_locked(Deferred& d) {
   bool notify = false;
   for (size_t q = 0; q < 3; ++q) {
@@ -205,38 +220,41 @@ void VsockDevice::finish_locked(Deferred& d) {
   if (notify) d.irq = interrupt_;
 }
 
-void VsockDevice::io_loop() {
-  std::vector<pollfd> fds;
-  while (!stop_.load()) {
-    fds.clear();
-    fds.push_back(pollfd{wake_.get(), POLLIN, 0});
-    {
-      std::lock_guard lock(mutex_);
-      if (!queues_.empty()) {
-        for (const auto& [key, c] : conns_) {
-          short ev = 0;
-          if (wants_read(c) && !rx_starved_) ev |= POLLIN;
-          if (c.host_out_size() > 0) ev |= POLLOUT;
-          // An fd polled for nothing would still report POLLHUP: leave it out.
-          if (ev) fds.push_back(pollfd{c.fd.get(), ev, 0});
-        }
-      }
-    }
-    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) break;
-    if (fds[0].revents & POLLIN) {
-      uint64_t v;
-      [[maybe_unused]] const ssize_t n = ::read(wake_.get(), &v, sizeof(v));
-    }
-    if (stop_.load()) break;
-    Deferred d;
-    {
-      std::lock_guard lock(mutex_);
-      if (queues_.empty()) continue;
-      service_locked();
-      finish_locked(d);
-    }
-    d.run();
+void VsockDevice::arm_locked() {
+  if (!options_.io || queues_.empty()) return;
+  for (auto& [key, c] : conns_) {
+    const bool want_read = !c.read_armed && wants_read(c) && !rx_starved_;
+    const bool want_write = !c.write_armed && c.host_out_pending();
+    if (!want_read && !want_write) continue;
+    if (!c.watch) c.watch = std::make_shared<StreamWatch>(options_.io->context(), c.fd.get());
+    auto arm = [&, key = key](bool readable) {
+      (readable ? c.read_armed : c.write_armed) = true;
+      c.watch->descriptor.async_wait(
+          readable ? boost::asio::posix::stream_descriptor::wait_read
+                   : boost::asio::posix::stream_descriptor::wait_write,
+          [this, alive = std::weak_ptr<int>(alive_), key, id = c.id, readable](const boost::system::error_code& ec) {
+            if (ec == boost::asio::error::operation_aborted || alive.expired()) return;
+            on_stream_ready(key, id, readable);
+          });
+    };
+    if (want_read) arm(true);
+    if (want_write) arm(false);
   }
+}
+
+void VsockDevice::on_stream_ready(const Key& key, uint64_t id, bool readable) {
+  Deferred d;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = conns_.find(key);
+    if (it == conns_.end() || it->second.id != id) return;
+    (readable ? it->second.read_armed : it->second.write_armed) = false;
+    if (queues_.empty()) return;
+    service_locked();
+    finish_locked(d);
+    arm_locked();
+  }
+  d.run();
 }
 
 uint32_t VsockDevice::credit(const Conn& c) {
@@ -299,28 +317,32 @@ void VsockDevice::handle_packet_locked(const VsockHeader& h, const DescriptorCha
   if (it == conns_.end()) {
     if (op == kVsockOpRequest) {
       auto l = listeners_.find(local);
-      if (l == listeners_.end() || conns_.size() >= options_.max_connections) {
+      if ((l == listeners_.end() && !connector_) || conns_.size() >= options_.max_connections) {
         queue_rst_locked(local, peer);
         return;
       }
-      int sv[2];
-      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-        queue_rst_locked(local, peer);
-        return;
+      UniqueFd host, dev;
+      if (l != listeners_.end()) {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+          queue_rst_locked(local, peer);
+          return;
+        }
+        host.reset(sv[0]);
+        dev.reset(sv[1]);
+      } else {
+        dev = connector_(local);
+        if (!dev) {
+          queue_rst_locked(local, peer);
+          return;
+        }
       }
-      UniqueFd host(sv[0]), dev(sv[1]);
-      const int fl = ::fcntl(dev.get(), F_GETFL);
-      ::fcntl(dev.get(), F_SETFL, fl | O_NONBLOCK);
-      Conn c;
-      c.local_port = local;
-      c.peer_port = peer;
+      Conn& c = add_conn_locked(local, peer, std::move(dev));
       c.state = State::kEstablished;
-      c.fd = std::move(dev);
       c.peer_buf_alloc = h.buf_alloc;
       c.peer_fwd_cnt = h.fwd_cnt;
       c.pending = kPendResponse;
-      conns_.emplace(key, std::move(c));
-      d.accepts.emplace_back(l->second, std::move(host));
+      if (host) d.accepts.emplace_back(l->second, std::move(host));
     } else if (op != kVsockOpRst) {
       queue_rst_locked(local, peer);
     }
@@ -339,6 +361,10 @@ void VsockDevice::handle_packet_locked(const VsockHeader& h, const DescriptorCha
         return;
       }
       c.state = State::kEstablished;
+      if (c.ok_line) {
+        c.host_prefix = "OK " + std::to_string(c.local_port) + "\n";
+        flush_host_out_locked(c);
+      }
       return;
     case kVsockOpRst:
       reset_conn_locked(key, false);
@@ -373,6 +399,17 @@ void VsockDevice::handle_packet_locked(const VsockHeader& h, const DescriptorCha
 }
 
 bool VsockDevice::flush_host_out_locked(Conn& c) {
+  while (!c.host_prefix.empty()) {
+    const ssize_t n = ::send(c.fd.get(), c.host_prefix.data(), c.host_prefix.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      c.host_prefix.erase(0, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    reset_conn_locked(Key{c.local_port, c.peer_port}, true);
+    return false;
+  }
   while (c.host_out_size() > 0) {
     const ssize_t n = ::send(c.fd.get(), c.host_out.data() + c.host_out_head, c.host_out_size(),
                              MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -398,7 +435,7 @@ bool VsockDevice::flush_host_out_locked(Conn& c) {
 }
 
 bool VsockDevice::maybe_finish_locked(Conn& c) {
-  if (c.host_out_size() != 0) return true;
+  if (c.host_out_pending()) return true;
   if ((c.peer_shutdown & kVsockShutdownSend) && !c.host_shut_wr) {
     ::shutdown(c.fd.get(), SHUT_WR);
     c.host_shut_wr = true;
@@ -453,7 +490,7 @@ void VsockDevice::write_packet_locked(const DescriptorChain& chain, Conn* c, uin
 void VsockDevice::service_locked() {
   for (auto it = conns_.begin(); it != conns_.end();) {
     auto next = std::next(it);
-    if (it->second.host_out_size() > 0 && flush_host_out_locked(it->second)) maybe_finish_locked(it->second);
+    if (it->second.host_out_pending() && flush_host_out_locked(it->second)) maybe_finish_locked(it->second);
     it = next;
   }
   flush_rx_locked();

@@ -14,16 +14,18 @@
 // a packet for an unknown connection, a guest ignoring our credit or sending
 // data after SHUTDOWN costs that connection (RST), never the device.
 //
-// Threading: one mutex guards all state. With VsockOptions::io_thread (the
-// default) the device runs one internal thread that poll()s the device ends
-// of the socketpairs (POLLIN only while the guest has credit and rx buffers:
-// back-pressure; POLLOUT while guest data waits for the host) plus an eventfd
-// for wake-ups. Without it nothing runs on its own: queue_notify() and pump()
-// do one non-blocking pass over the host ends (deterministic tests, fuzzing).
-// (Issue 5 still has to move this onto the VMM's Boost.Asio I/O thread.)
-// The interrupt is raised and on_accept callbacks run outside the lock, on
-// the thread that did the work (vCPU thread for queue_notify, I/O thread).
-#include <atomic>
+// Host ends need not be socketpairs: connect_stream() and set_connector()
+// take any connected stream socket (the Unix socket front end hands over its
+// clients' sockets this way), so bytes are copied once, guest <-> socket.
+//
+// Threading: one mutex guards all state. With VsockOptions::io (the VMM's
+// Boost.Asio I/O thread, DESIGN.md section 2) the host ends are watched
+// there: readable only while the guest has credit and rx buffers
+// (back-pressure), writable while guest data waits for the host. Without it
+// nothing runs on its own: queue_notify() and pump() do one non-blocking
+// pass over the host ends (deterministic tests, fuzzing). The interrupt is
+// raised and on_accept callbacks run outside the lock, on the thread that did
+// the work (the I/O thread for ioeventfd kicks and socket readiness).
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -31,13 +33,17 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <thread>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "virtio/device.h"
 #include "virtio/vsock/vsock_packet.h"
 #include "vmm/unique_fd.h"
+
+namespace skiff {
+class IoThread;
+}
 
 namespace skiff::virtio {
 
@@ -59,7 +65,7 @@ class VsockConnection {
 
 struct VsockOptions {
   uint32_t buf_alloc = 256 * 1024;  // our receive buffer per connection, advertised to the guest
-  bool io_thread = true;            // see the header comment
+  IoThread* io = nullptr;           // see the header comment; must outlive the device
   size_t max_connections = 1024;    // beyond: guest REQUESTs get RST, connect() returns null
   size_t max_queued_rsts = 1024;    // RSTs for unknown connections waiting for rx buffers
   uint16_t queue_size = 256;
@@ -91,8 +97,18 @@ class VsockDevice : public VirtioDevice {
   // rx buffer). Null when max_connections is reached; throws std::system_error
   // if socketpair() fails.
   std::shared_ptr<VsockConnection> connect(uint32_t guest_port);
+  // Like connect(), with `stream` (a connected stream socket, made
+  // non-blocking here) as the host end. With `ok_line`, "OK <local port>\n"
+  // is written to it once the guest accepts, before any guest byte
+  // (Firecracker's handshake); a refused connection just closes it. Returns
+  // the local port, or nothing when max_connections is reached.
+  std::optional<uint32_t> connect_stream(uint32_t guest_port, UniqueFd stream, bool ok_line);
   void listen(uint32_t host_port, std::function<void(UniqueFd)> on_accept);
   void unlisten(uint32_t host_port);
+  // For a guest REQUEST to a port nobody listen()s on: returns a connected
+  // stream socket for that port, or an invalid fd to refuse (the guest gets
+  // RST). Runs under the device lock: it must not call into the device.
+  void set_connector(std::function<UniqueFd(uint32_t host_port)> connector);
   // VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (e.g. after a snapshot restore): drops
   // every connection and tells the guest through the event queue. Returns
   // whether an event buffer was available. reset() does not send it: after a
@@ -107,10 +123,17 @@ class VsockDevice : public VirtioDevice {
  private:
   enum class State { kConnecting, kEstablished, kClosing };
   using Key = std::pair<uint32_t, uint32_t>;  // (local port, peer port)
+  struct StreamWatch;
   struct Conn {
+    uint64_t id = 0;  // tells a reused (local, peer) key from the connection a stale wake-up was for
     uint32_t local_port = 0, peer_port = 0;
     State state = State::kConnecting;
-    UniqueFd fd;  // device end of the socketpair (non-blocking)
+    UniqueFd fd;  // host end the device reads and writes (non-blocking)
+    // Declared after fd: destroyed (and stops watching fd) before fd closes.
+    std::shared_ptr<StreamWatch> watch;
+    bool read_armed = false, write_armed = false;
+    bool ok_line = false;
+    std::string host_prefix;  // handshake bytes for the host, not guest data: no credit accounting
     // Guest's receive side, from its headers.
     uint32_t peer_buf_alloc = 0, peer_fwd_cnt = 0;
     uint32_t tx_cnt = 0;  // bytes sent to the guest
@@ -122,6 +145,7 @@ class VsockDevice : public VirtioDevice {
     uint32_t peer_shutdown = 0;
     bool host_eof = false, host_shut_wr = false;
     size_t host_out_size() const { return host_out.size() - host_out_head; }
+    bool host_out_pending() const { return host_out_size() > 0 || !host_prefix.empty(); }
   };
   struct Deferred {
     std::shared_ptr<DeviceInterrupt> irq;
@@ -129,8 +153,10 @@ class VsockDevice : public VirtioDevice {
     void run();
   };
 
-  void io_loop();
-  void kick();
+  Conn& add_conn_locked(uint32_t local_port, uint32_t peer_port, UniqueFd fd);
+  // Watches the host ends that need it on the I/O thread (no-op in manual mode).
+  void arm_locked();
+  void on_stream_ready(const Key& key, uint64_t id, bool readable);
   void finish_locked(Deferred& d);
   void process_tx_locked(Deferred& d);
   void handle_packet_locked(const VsockHeader& h, const DescriptorChain& chain, Deferred& d);
@@ -158,13 +184,14 @@ class VsockDevice : public VirtioDevice {
   bool used_[3] = {false, false, false};
   std::map<Key, Conn> conns_;
   std::map<uint32_t, std::function<void(UniqueFd)>> listeners_;
+  std::function<UniqueFd(uint32_t)> connector_;
+  uint64_t next_conn_id_ = 1;
   std::deque<Key> rsts_;
   uint32_t next_port_ = kFirstLocalPort;
   std::vector<uint8_t> scratch_;
-
-  UniqueFd wake_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  // I/O-thread handlers hold a weak_ptr: a wake-up that completes after the
+  // device is gone finds it expired and touches nothing.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace skiff::virtio
