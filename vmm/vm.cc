@@ -95,6 +95,9 @@ void validate_config(const VmConfig& c, const kvm::System& kvm) {
                       std::to_string(host) + " MiB");
   if (c.hugepages && c.memory_mib % 2)
     throw ConfigError("with huge pages the memory size must be a multiple of 2 MiB");
+  if (c.vsock && (c.vsock->guest_cid < 3 || c.vsock->guest_cid >= 0xffffffffull))
+    throw ConfigError("vsock guest CID " + std::to_string(c.vsock->guest_cid) +
+                      " is reserved: use 3 to 4294967294");
 }
 
 std::string to_string(VmState s) {
@@ -207,12 +210,22 @@ void Vm::attach_legacy_devices() {
 }
 
 std::string Vm::attach_virtio_devices() {
-  if (config_.virtio_devices.empty()) return "";
+  if (config_.virtio_devices.empty() && !config_.vsock) return "";
   io_thread_ = std::make_unique<IoThread>();
+  std::vector<std::shared_ptr<virtio::VirtioDevice>> devices;
+  for (const auto& make_device : config_.virtio_devices)
+    devices.push_back(make_device(VmConfig::VirtioDeviceContext{memory_, *io_thread_}));
+  if (config_.vsock) {
+    virtio::VsockOptions options;
+    options.io = io_thread_.get();
+    vsock_ = std::make_shared<virtio::VsockDevice>(config_.vsock->guest_cid, options);
+    if (!config_.vsock->socket_path.empty())
+      vsock_socket_ = std::make_unique<virtio::VsockUnixSocket>(vsock_, *io_thread_, config_.vsock->socket_path);
+    devices.push_back(vsock_);
+  }
   std::string args;
   uint64_t base = layout::kVirtioMmioStart;
-  for (const auto& make_device : config_.virtio_devices) {
-    auto device = make_device(VmConfig::VirtioDeviceContext{memory_, *io_thread_});
+  for (const auto& device : devices) {
     const uint32_t gsi = gsis_.allocate();
     auto irq = std::make_shared<devices::IrqFd>(vm_, gsi);
     auto transport = std::make_shared<virtio::MmioTransport>(memory_, device, irq);

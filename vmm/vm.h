@@ -14,6 +14,8 @@
 #include "devices/serial.h"
 #include "vmm/boot/kernel_image.h"
 #include "virtio/mmio_transport.h"
+#include "virtio/vsock/vsock_device.h"
+#include "virtio/vsock/vsock_unix_socket.h"
 #include "vmm/console.h"
 #include "vmm/io_thread.h"
 #include "vmm/guest_memory.h"
@@ -53,6 +55,9 @@ class Vm {
   devices::Serial& serial() { return *serial_; }
   const Console& console() const { return *console_; }
   const boot::LoadedKernel& kernel() const { return kernel_; }
+  // The vsock device (VmConfig::vsock), null without one. The runtime's way
+  // to the guest agent; it must not outlive the Vm.
+  const std::shared_ptr<virtio::VsockDevice>& vsock() const { return vsock_; }
 
   void start();
   // Returns once no vCPU runs guest code.
@@ -85,6 +90,9 @@ class Vm {
   kvm::System kvm_;
   GuestMemory memory_;
   kvm::Vm vm_;
+  // Outlives everything that may hold a device: the buses hold the transports
+  // and the transports their devices, whose destructors use the I/O thread.
+  std::unique_ptr<IoThread> io_thread_;
   devices::Bus pio_bus_{"pio"};
   devices::Bus mmio_bus_{"mmio"};
   devices::GsiAllocator gsis_;
@@ -93,12 +101,14 @@ class Vm {
   std::shared_ptr<devices::Serial> serial_;
   boot::LoadedKernel kernel_;
   // Destroyed in reverse: kick watches first (they use the I/O thread and the
-  // transports), then the ioeventfds, the transports, the I/O thread.
-  std::unique_ptr<IoThread> io_thread_;
+  // transports), then the ioeventfds, the transports.
   std::vector<std::shared_ptr<virtio::MmioTransport>> transports_;
   std::vector<std::shared_ptr<devices::IrqFd>> virtio_irqs_;
   std::vector<std::unique_ptr<devices::IoEventFd>> kicks_;
   std::vector<std::unique_ptr<IoThread::Watch>> kick_watches_;
+  // Before the I/O thread goes: both use it.
+  std::shared_ptr<virtio::VsockDevice> vsock_;
+  std::unique_ptr<virtio::VsockUnixSocket> vsock_socket_;
   RunControl control_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
   mutable std::mutex state_mutex_;

@@ -23,6 +23,12 @@ struct ConsoleConfig {
   std::string path;  // ConsoleMode::File
 };
 
+// virtio-vsock, attached after the virtio_devices: the agent's channel.
+struct VsockConfig {
+  uint64_t guest_cid = 3;   // 0-2 are reserved, 0xffffffff is VMADDR_CID_ANY
+  std::string socket_path;  // Unix socket front end (Firecracker's hybrid vsock); empty: none
+};
+
 struct VmConfig {
   std::string kernel_path;
   std::optional<std::string> initrd_path;
@@ -44,6 +50,7 @@ struct VmConfig {
   };
   using VirtioDeviceFactory = std::function<std::shared_ptr<virtio::VirtioDevice>(const VirtioDeviceContext&)>;
   std::vector<VirtioDeviceFactory> virtio_devices;
+  std::optional<VsockConfig> vsock;
 };
 
 }  // namespace skiff

@@ -12,6 +12,9 @@
  *   disktest            read sector 0 of /dev/vda and print its checksum, write
  *                       a marker to sector 1, flush, power off (the e2e tier
  *                       checks both from the host)
+ *   vsocktest           over virtio-vsock: connect to the host (CID 2) port
+ *                       1025 and exchange a line, then accept one connection
+ *                       on port 1024 and answer its line, power off
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,11 +25,13 @@
 #include <sys/io.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/vm_sockets.h>
 
 /* Must match devices/boot_marker.h on the host. */
 #define BOOT_MARKER_PORT 0x440
@@ -128,6 +133,73 @@ static void disk_test(void) {
   close(fd);
 }
 
+/* Reads up to a newline (dropped) or `size - 1` bytes; returns the length or -1. */
+static ssize_t read_line(int fd, char* buf, size_t size) {
+  size_t n = 0;
+  while (n + 1 < size) {
+    ssize_t r = read(fd, buf + n, 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return n ? (ssize_t)n : -1;
+    if (buf[n] == '\n') break;
+    ++n;
+  }
+  buf[n] = 0;
+  return (ssize_t)n;
+}
+
+static int vsock_socket(void) {
+  int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) printf("skiff-init: vsocktest: socket(AF_VSOCK): %s\n", strerror(errno));
+  /* A host that never answers fails the test instead of hanging it. */
+  struct timeval limit = {30, 0};
+  if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  return fd;
+}
+
+static void vsock_test(void) {
+  char line[256];
+  int fd = vsock_socket();
+  if (fd < 0) return;
+  struct sockaddr_vm host = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_HOST, .svm_port = 1025};
+  if (connect(fd, (struct sockaddr*)&host, sizeof host) != 0) {
+    printf("skiff-init: vsocktest: connect to host port 1025: %s\n", strerror(errno));
+  } else {
+    static const char hello[] = "hello host, this is the guest\n";
+    if (write(fd, hello, sizeof hello - 1) != (ssize_t)sizeof hello - 1)
+      printf("skiff-init: vsocktest: write: %s\n", strerror(errno));
+    else if (read_line(fd, line, sizeof line) < 0)
+      printf("skiff-init: vsocktest: no reply from the host: %s\n", strerror(errno));
+    else
+      printf("skiff-init: vsocktest: host replied: %s\n", line);
+  }
+  close(fd);
+  fflush(stdout);
+
+  int lfd = vsock_socket();
+  if (lfd < 0) return;
+  struct sockaddr_vm any = {.svm_family = AF_VSOCK, .svm_cid = VMADDR_CID_ANY, .svm_port = 1024};
+  if (bind(lfd, (struct sockaddr*)&any, sizeof any) != 0 || listen(lfd, 1) != 0) {
+    printf("skiff-init: vsocktest: listen on port 1024: %s\n", strerror(errno));
+    close(lfd);
+    return;
+  }
+  printf("skiff-init: vsocktest: listening on port 1024\n");
+  fflush(stdout);
+  int cfd = accept(lfd, NULL, NULL); /* SO_RCVTIMEO bounds accept() too */
+  if (cfd < 0) {
+    printf("skiff-init: vsocktest: accept: %s\n", strerror(errno));
+  } else if (read_line(cfd, line, sizeof line) < 0) {
+    printf("skiff-init: vsocktest: nothing from the host: %s\n", strerror(errno));
+  } else {
+    printf("skiff-init: vsocktest: host sent: %s\n", line);
+    char reply[300];
+    int len = snprintf(reply, sizeof reply, "guest got: %s\n", line);
+    if (write(cfd, reply, (size_t)len) != len) printf("skiff-init: vsocktest: reply: %s\n", strerror(errno));
+  }
+  if (cfd >= 0) close(cfd);
+  close(lfd);
+}
+
 static void power_off(void) {
   tcdrain(STDOUT_FILENO); /* the console is interrupt-driven: let it finish */
   sync();
@@ -176,6 +248,9 @@ int main(void) {
     }
   } else if (strcmp(action, "disktest") == 0) {
     disk_test();
+    fflush(stdout);
+  } else if (strcmp(action, "vsocktest") == 0) {
+    vsock_test();
     fflush(stdout);
   } else if (strcmp(action, "poweroff") != 0) {
     fprintf(stderr, "skiff-init: unknown skiff.action=%s, powering off\n", action);

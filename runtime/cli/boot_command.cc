@@ -20,6 +20,7 @@ struct BootOptions {
   std::string console = "stdio";
   std::string initrd;
   std::vector<std::string> disks;
+  std::string vsock;
   std::string log_path;
   std::string log_level = "info";
   bool quiet = false;
@@ -52,6 +53,30 @@ VmConfig::VirtioDeviceFactory parse_disk(const std::string& spec) {
   return [cfg](const VmConfig::VirtioDeviceContext& ctx) { return std::make_shared<virtio::BlockDevice>(ctx.memory, cfg); };
 }
 
+// --vsock CID[,socket=PATH]: virtio-vsock with guest CID `CID`; with a
+// socket, host programs reach guest ports through it (CONNECT <port>).
+VsockConfig parse_vsock(const std::string& spec) {
+  const std::string usage = " (CID[,socket=PATH])";
+  VsockConfig cfg;
+  const size_t comma = spec.find(',');
+  const std::string cid = spec.substr(0, comma);
+  size_t used = 0;
+  try {
+    cfg.guest_cid = std::stoull(cid, &used, 10);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (cid.empty() || used != cid.size() || cid[0] == '-' || cid[0] == '+')
+    throw ConfigError("--vsock " + spec + ": \"" + cid + "\" is not a CID" + usage);
+  if (comma != std::string::npos) {
+    const std::string rest = spec.substr(comma + 1);
+    if (rest.rfind("socket=", 0) != 0 || rest.size() == 7)
+      throw ConfigError("--vsock " + spec + ": unknown option \"" + rest + "\"" + usage);
+    cfg.socket_path = rest.substr(7);
+  }
+  return cfg;
+}
+
 ConsoleConfig parse_console(const std::string& s) {
   if (s == "stdio") return {ConsoleMode::Stdio, {}};
   if (s == "pty") return {ConsoleMode::Pty, {}};
@@ -63,6 +88,7 @@ ConsoleConfig parse_console(const std::string& s) {
 int run_boot(BootOptions& o) {
   o.vm.console = parse_console(o.console);
   for (const auto& d : o.disks) o.vm.virtio_devices.push_back(parse_disk(d));
+  if (!o.vsock.empty()) o.vm.vsock = parse_vsock(o.vsock);
   if (!o.log_path.empty()) {
     auto& logger = log::Logger::global();
     logger.set_level(log::parse_level(o.log_level));
@@ -117,6 +143,9 @@ void add_boot_command(CLI::App& app, int& status) {
                   "initramfs to load [default with the default kernel: " SKIFF_DEFAULT_INITRD "]");
   cmd->add_option("--cmdline", opts->vm.cmdline, "kernel command line")->capture_default_str();
   cmd->add_option("--disk", opts->disks, "PATH[,ro][,serial=ID]: a virtio-blk disk (repeatable; the first is /dev/vda)");
+  cmd->add_option("--vsock", opts->vsock,
+                  "CID[,socket=PATH]: virtio-vsock with guest CID (3 and up); host programs reach guest port P by "
+                  "writing \"CONNECT P\\n\" to the socket, guest connections to host port P reach PATH_P");
   cmd->add_option("--vcpus", opts->vm.vcpus, "number of vCPUs")->capture_default_str();
   cmd->add_option("--max-vcpus", opts->vm.max_vcpus, "vCPUs the guest may see hot-added (default: --vcpus)");
   cmd->add_option("--memory", opts->vm.memory_mib, "guest memory in MiB")->capture_default_str();
