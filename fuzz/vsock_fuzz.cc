@@ -31,6 +31,7 @@
 
 #include "virtio/testing/driver_queue.h"
 #include "virtio/vsock/vsock_device.h"
+#include "virtio/vsock/vsock_unix_socket.h"
 #include "vmm/guest_memory.h"
 
 namespace {
@@ -73,6 +74,17 @@ void drain(int fd) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  // The Unix socket front end's "CONNECT <port>" line parser sees host
+  // bytes; the same input exercises it (the front end reads at most kMaxLine).
+  {
+    std::string_view line(reinterpret_cast<const char*>(data), std::min(size, VsockUnixSocket::kMaxLine));
+    if (parse_vsock_connect_line(line)) {
+      // Accepted only as "CONNECT " + digits (+ "\r").
+      if (line.back() == '\r') line.remove_suffix(1);
+      check(line.substr(0, 8) == "CONNECT " && line.size() > 8 &&
+            line.find_first_not_of("0123456789", 8) == std::string_view::npos);
+    }
+  }
   const GuestMemory& mem = memory();
   mem.fill(GuestAddress(0), kRam, 0);
   DriverQueue rxq(mem, qcfg(0x0), GuestAddress(0x10000), 0x40000);
