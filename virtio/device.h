@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -25,6 +26,13 @@ class DeviceInterrupt {
   virtual ~DeviceInterrupt() = default;
   virtual void used_buffers() = 0;
   virtual void config_changed() = 0;
+};
+
+// A virtio shared memory region (virtio 1.2, section 2.10): guest-physical
+// memory the device and driver share, e.g. virtio-fs's DAX cache window.
+struct SharedMemoryRegion {
+  uint64_t guest_base = 0;
+  uint64_t length = 0;
 };
 
 class VirtioDevice {
@@ -51,6 +59,8 @@ class VirtioDevice {
   virtual void queue_notify(size_t queue) = 0;
   // Back to the state before activate: drop the queues, stop all work.
   virtual void reset() = 0;
+  // Shared memory region `id`, if the device has one.
+  virtual std::optional<SharedMemoryRegion> shared_memory_region(uint8_t /*id*/) const { return std::nullopt; }
 };
 
 }  // namespace skiff::virtio

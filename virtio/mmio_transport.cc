@@ -115,8 +115,15 @@ uint32_t MmioTransport::read_register(uint64_t offset) {
     case mmio::kShmLenLow:
     case mmio::kShmLenHigh:
     case mmio::kShmBaseLow:
-    case mmio::kShmBaseHigh:
-      return 0xffffffff;  // no shared memory regions: length and base all ones (section 4.2.2)
+    case mmio::kShmBaseHigh: {
+      // A region that does not exist reads as length and base all ones (section 4.2.2).
+      const auto r = shm_sel_ <= 0xff ? device_->shared_memory_region(static_cast<uint8_t>(shm_sel_)) : std::nullopt;
+      const uint64_t v = !r ? ~uint64_t{0}
+                         : (offset == mmio::kShmLenLow || offset == mmio::kShmLenHigh) ? r->length
+                                                                                       : r->guest_base;
+      return (offset == mmio::kShmLenLow || offset == mmio::kShmBaseLow) ? static_cast<uint32_t>(v)
+                                                                         : static_cast<uint32_t>(v >> 32);
+    }
     case mmio::kConfigGeneration: return config_generation_.load();
     default: return 0;  // write-only or reserved
   }

@@ -10,6 +10,7 @@
 #include "devices/boot_marker.h"
 #include "devices/i8042.h"
 #include "vmm/boot/acpi.h"
+#include "vmm/dax_window.h"
 #include "vmm/boot/boot_params.h"
 #include "vmm/boot/cpu_setup.h"
 #include "vmm/boot/layout.h"
@@ -213,8 +214,21 @@ std::string Vm::attach_virtio_devices() {
   if (config_.virtio_devices.empty() && !config_.vsock) return "";
   io_thread_ = std::make_unique<IoThread>();
   std::vector<std::shared_ptr<virtio::VirtioDevice>> devices;
+  // DAX windows go above RAM and the 4 GiB boundary, 1 GiB aligned, one
+  // after another; their memslots follow RAM's.
+  uint64_t ram_end = 0;
+  for (const auto& r : memory_.regions()) ram_end = std::max(ram_end, r.start().value() + r.size());
+  constexpr uint64_t kGiB = 1ull << 30;
+  uint64_t next_window = (std::max(ram_end, 4 * kGiB) + kGiB - 1) / kGiB * kGiB;
+  uint32_t next_slot = static_cast<uint32_t>(memory_.regions().size());
+  auto dax_window = [&](uint64_t size) {
+    auto w = std::make_shared<DaxWindow>(vm_, next_slot++, GuestAddress(next_window), size);
+    next_window += (size + kGiB - 1) / kGiB * kGiB;
+    log::info("vmm", "DAX window", {{"base", hex(w->base().value())}, {"size", w->size()}});
+    return w;
+  };
   for (const auto& make_device : config_.virtio_devices)
-    devices.push_back(make_device(VmConfig::VirtioDeviceContext{memory_, *io_thread_}));
+    devices.push_back(make_device(VmConfig::VirtioDeviceContext{memory_, *io_thread_, dax_window}));
   if (config_.vsock) {
     virtio::VsockOptions options;
     options.io = io_thread_.get();

@@ -7,6 +7,7 @@
 #include <vector>
 
 namespace skiff {
+class DaxWindow;
 class GuestMemory;
 class IoThread;
 }
@@ -44,9 +45,12 @@ struct VmConfig {
   // block device is /dev/vda). Made by the VM once its memory exists; a
   // factory may throw (a disk that won't open) and the VM is not created.
   // The device's I/O (back-end completions, host sockets) runs on `io`.
+  // `dax_window(size)` makes a DAX window (vmm/dax_window.h) of `size`
+  // bytes (2 MiB aligned) in guest-physical space above RAM.
   struct VirtioDeviceContext {
     const GuestMemory& memory;
     IoThread& io;
+    std::function<std::shared_ptr<DaxWindow>(uint64_t size)> dax_window;
   };
   using VirtioDeviceFactory = std::function<std::shared_ptr<virtio::VirtioDevice>(const VirtioDeviceContext&)>;
   std::vector<VirtioDeviceFactory> virtio_devices;

@@ -93,7 +93,7 @@ struct Rig {
       : mem(GuestMemory::create({{GuestAddress(0), 4 << 20}})),
         server(std::make_shared<ScriptedServer>()),
         irq(std::make_shared<CountingIrq>()),
-        dev(mem, FsConfig{"myfs", request_queues, 64, workers}, server) {
+        dev(mem, FsConfig{"myfs", request_queues, 64, workers, nullptr}, server) {
     std::vector<std::unique_ptr<Virtqueue>> q;
     for (unsigned i = 0; i < 1 + request_queues; ++i) {
       drivers.push_back(std::make_unique<DriverQueue>(mem, cfg(i), GuestAddress(0x100000 + i * 0x80000), 0x80000));
@@ -144,11 +144,11 @@ TEST(FsDevice, ConfigSpaceCarriesTagAndQueueCount) {
 TEST(FsDevice, RejectsBadConfiguration) {
   auto mem = GuestMemory::create({{GuestAddress(0), 1 << 20}});
   auto s = std::make_shared<ScriptedServer>();
-  EXPECT_THROW(FsDevice(mem, FsConfig{"", 1, 64, 1}, s), std::invalid_argument);
-  EXPECT_THROW(FsDevice(mem, FsConfig{std::string(37, 't'), 1, 64, 1}, s), std::invalid_argument);
-  EXPECT_THROW(FsDevice(mem, FsConfig{"t", 0, 64, 1}, s), std::invalid_argument);
-  EXPECT_THROW(FsDevice(mem, FsConfig{"t", 1, 64, 0}, s), std::invalid_argument);
-  EXPECT_NO_THROW(FsDevice(mem, FsConfig{std::string(36, 't'), 1, 64, 1}, s));
+  EXPECT_THROW(FsDevice(mem, FsConfig{"", 1, 64, 1, nullptr}, s), std::invalid_argument);
+  EXPECT_THROW(FsDevice(mem, FsConfig{std::string(37, 't'), 1, 64, 1, nullptr}, s), std::invalid_argument);
+  EXPECT_THROW(FsDevice(mem, FsConfig{"t", 0, 64, 1, nullptr}, s), std::invalid_argument);
+  EXPECT_THROW(FsDevice(mem, FsConfig{"t", 1, 64, 0, nullptr}, s), std::invalid_argument);
+  EXPECT_NO_THROW(FsDevice(mem, FsConfig{std::string(36, 't'), 1, 64, 1, nullptr}, s));
 }
 
 TEST(FsDevice, RequestAndReplyAcrossScatteredBuffers) {

@@ -81,6 +81,23 @@ TEST_F(MmioTransportTest, IdentifiesAsVersion2) {
   EXPECT_EQ(rd(mmio::kShmLenLow), 0xffffffffu);  // no shared memory regions
 }
 
+TEST_F(MmioTransportTest, SharedMemoryRegionsBySelector) {
+  device->shm_id = 2;
+  device->shm = SharedMemoryRegion{0x1'4000'0000ull, 0x2'0000'0000ull};
+  wr(mmio::kShmSel, 2);
+  EXPECT_EQ(rd(mmio::kShmBaseLow), 0x40000000u);
+  EXPECT_EQ(rd(mmio::kShmBaseHigh), 1u);
+  EXPECT_EQ(rd(mmio::kShmLenLow), 0u);
+  EXPECT_EQ(rd(mmio::kShmLenHigh), 2u);
+  for (uint32_t sel : {0u, 3u, 256u, 0xffffffffu}) {  // absent: all ones
+    wr(mmio::kShmSel, sel);
+    EXPECT_EQ(rd(mmio::kShmLenLow), 0xffffffffu) << sel;
+    EXPECT_EQ(rd(mmio::kShmLenHigh), 0xffffffffu) << sel;
+    EXPECT_EQ(rd(mmio::kShmBaseLow), 0xffffffffu) << sel;
+    EXPECT_EQ(rd(mmio::kShmBaseHigh), 0xffffffffu) << sel;
+  }
+}
+
 TEST_F(MmioTransportTest, NegotiatesOfferedFeaturesOnly) {
   negotiate(bit(kFeatureVersion1) | bit(kFeatureEventIdx));
   EXPECT_TRUE(rd(mmio::kStatus) & kStatusFeaturesOk);

@@ -100,6 +100,14 @@ void FsDevice::reset() {
   idle_cv_.wait(lock, [this] { return running_ == 0; });
   queues_.clear();
   interrupt_.reset();
+  // A guest driver that resets the device starts over with INIT: its inodes
+  // and open files go with it (their host fds close now, not at the next INIT).
+  server_->reset();
+}
+
+std::optional<SharedMemoryRegion> FsDevice::shared_memory_region(uint8_t id) const {
+  if (id != 0 || !config_.dax) return std::nullopt;
+  return SharedMemoryRegion{config_.dax->base().value(), config_.dax->size()};
 }
 
 uint64_t FsDevice::bad_requests() const {

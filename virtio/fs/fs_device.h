@@ -23,6 +23,7 @@
 
 #include "virtio/device.h"
 #include "virtio/fs/fuse_buffers.h"
+#include "vmm/dax_window.h"
 #include "vmm/guest_memory.h"
 
 namespace skiff::virtio {
@@ -35,6 +36,9 @@ struct FsConfig {
   unsigned request_queues = 1;
   uint16_t queue_size = 1024;  // Linux puts one descriptor per page of a request
   unsigned workers = 4;        // threads running FUSE requests
+  // The DAX cache window, shared memory region 0 (VIRTIO_FS_SHMCAP_ID_CACHE);
+  // the FUSE server maps files into it. Null: no DAX.
+  std::shared_ptr<DaxWindow> dax;
 };
 
 class FsDevice : public VirtioDevice {
@@ -56,6 +60,7 @@ class FsDevice : public VirtioDevice {
                 std::shared_ptr<DeviceInterrupt> interrupt) override;
   void queue_notify(size_t queue) override;
   void reset() override;
+  std::optional<SharedMemoryRegion> shared_memory_region(uint8_t id) const override;
 
   const FsConfig& config() const { return config_; }
   // Requests whose chain was malformed or whose memory could not be mapped

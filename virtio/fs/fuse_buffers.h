@@ -119,6 +119,8 @@ class FuseHandler {
   // and for input too short to carry a fuse_in_header. Never throws for
   // anything the guest sent.
   virtual uint32_t handle(FuseReader& in, FuseWriter& out) = 0;
+  // The device was reset: forget every inode and handle the guest had.
+  virtual void reset() {}
 };
 
 }  // namespace skiff::virtio

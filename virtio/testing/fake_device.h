@@ -2,6 +2,7 @@
 // A virtio device model for transport tests and fuzzing: records what the
 // transport tells it and exposes a small configuration space.
 #include <array>
+#include <optional>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -52,7 +53,13 @@ class FakeDevice : public VirtioDevice {
   }
 
   // What the transport did, for the test to check.
+  std::optional<SharedMemoryRegion> shared_memory_region(uint8_t id) const override {
+    if (id == shm_id && shm) return shm;
+    return std::nullopt;
+  }
   std::array<uint8_t, 16> config{};
+  uint8_t shm_id = 0;
+  std::optional<SharedMemoryRegion> shm;  // shared memory region shm_id, if set
   int activations = 0;
   int resets = 0;
   uint64_t negotiated = 0;

@@ -222,12 +222,15 @@ void VsockDevice::finish_locked(Deferred& d) {
 
 void VsockDevice::arm_locked() {
   if (!options_.io || queues_.empty()) return;
-  for (auto& [key, c] : conns_) {
+  // Not a structured binding: clang 14 can't capture those in the lambda below.
+  for (auto& entry : conns_) {
+    const Key key = entry.first;
+    Conn& c = entry.second;
     const bool want_read = !c.read_armed && wants_read(c) && !rx_starved_;
     const bool want_write = !c.write_armed && c.host_out_pending();
     if (!want_read && !want_write) continue;
     if (!c.watch) c.watch = std::make_shared<StreamWatch>(options_.io->context(), c.fd.get());
-    auto arm = [&, key = key](bool readable) {
+    auto arm = [&](bool readable) {
       (readable ? c.read_armed : c.write_armed) = true;
       c.watch->descriptor.async_wait(
           readable ? boost::asio::posix::stream_descriptor::wait_read
