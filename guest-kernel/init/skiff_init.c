@@ -15,6 +15,11 @@
  *   vsocktest           over virtio-vsock: connect to the host (CID 2) port
  *                       1025 and exchange a line, then accept one connection
  *                       on port 1024 and answer its line, power off
+ *   fstest              mount the virtio-fs share tagged skiff.fstag= (default
+ *                       "share") on /mnt and run a small file workload whose
+ *                       results the host checks, power off; with
+ *                       skiff.fsdax=1 it mounts with dax=always and also
+ *                       writes a file through a shared mmap
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/io.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/socket.h>
@@ -200,6 +207,94 @@ static void vsock_test(void) {
   close(lfd);
 }
 
+static int write_file(const char* path, const void* data, size_t len) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return -1;
+  int ok = write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  return ok ? 0 : -1;
+}
+
+static unsigned fnv1a(const unsigned char* p, size_t n, unsigned hash) {
+  for (size_t i = 0; i < n; ++i) hash = (hash ^ p[i]) * 16777619u;
+  return hash;
+}
+
+/* Each step prints one line "skiff-init: fstest: <step>: <result>"; the
+ * host checks the lines and the files. */
+/* Writes through a MAP_SHARED mapping: with DAX the page is the host's. */
+static void mmap_test(void) {
+  int fd = open("/mnt/out/mapped.bin", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0 || ftruncate(fd, 8192) != 0) {
+    printf("skiff-init: fstest: mmap file: %s\n", strerror(errno));
+    if (fd >= 0) close(fd);
+    return;
+  }
+  char* p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    printf("skiff-init: fstest: mmap: %s\n", strerror(errno));
+  } else {
+    strcpy(p + 4096, "through a shared mapping");
+    int ok = msync(p, 8192, MS_SYNC) == 0;
+    printf("skiff-init: fstest: mmap write: %s\n", ok ? "ok" : strerror(errno));
+    munmap(p, 8192);
+  }
+  close(fd);
+}
+
+static void fs_test(const char* tag, int dax) {
+  mkdir("/mnt", 0755);
+  if (mount(tag, "/mnt", "virtiofs", 0, dax ? "dax=always" : NULL) != 0) {
+    printf("skiff-init: fstest: mount %s: %s\n", tag, strerror(errno));
+    return;
+  }
+  printf("skiff-init: fstest: mounted %s%s\n", tag, dax ? " with dax=always" : "");
+  char buf[256] = {0};
+  int fd = open("/mnt/input.txt", O_RDONLY | O_CLOEXEC);
+  ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+  if (fd >= 0) close(fd);
+  if (n < 0) printf("skiff-init: fstest: input: %s\n", strerror(errno));
+  else printf("skiff-init: fstest: input: %.*s\n", (int)strcspn(buf, "\n"), buf);
+
+  static const char text[] = "written by the guest\n";
+  if (mkdir("/mnt/out", 0755) != 0) {
+    printf("skiff-init: fstest: mkdir: %s\n", strerror(errno));
+  } else if (write_file("/mnt/out/guest.txt", text, sizeof text - 1) != 0) {
+    printf("skiff-init: fstest: write: %s\n", strerror(errno));
+  } else {
+    int ok = rename("/mnt/out/guest.txt", "/mnt/out/renamed.txt") == 0 &&
+             symlink("renamed.txt", "/mnt/out/link") == 0 && link("/mnt/out/renamed.txt", "/mnt/out/hard") == 0 &&
+             chmod("/mnt/out/renamed.txt", 0600) == 0;
+    printf("skiff-init: fstest: rename symlink link chmod: %s\n", ok ? "ok" : strerror(errno));
+    /* 1 MiB across many requests, read back through the share. */
+    static unsigned char big[1 << 20];
+    for (size_t i = 0; i < sizeof big; ++i) big[i] = (unsigned char)(i * 7 + (i >> 12));
+    if (write_file("/mnt/out/big.bin", big, sizeof big) != 0) {
+      printf("skiff-init: fstest: big write: %s\n", strerror(errno));
+    } else {
+      memset(big, 0, sizeof big);
+      fd = open("/mnt/out/big.bin", O_RDONLY | O_CLOEXEC);
+      size_t got = 0;
+      while (fd >= 0 && got < sizeof big && (n = read(fd, big + got, sizeof big - got)) > 0) got += (size_t)n;
+      if (fd >= 0) close(fd);
+      printf("skiff-init: fstest: big read %zu bytes fnv1a=%08x\n", got, fnv1a(big, got, 2166136261u));
+    }
+  }
+  if (dax) mmap_test();
+  printf("skiff-init: fstest: unlink: %s\n", unlink("/mnt/delete-me") == 0 ? "ok" : strerror(errno));
+  DIR* dir = opendir("/mnt/many");
+  int entries = 0;
+  struct dirent* e;
+  while (dir && (e = readdir(dir)) != NULL) entries += e->d_name[0] != '.';
+  if (dir) closedir(dir);
+  printf("skiff-init: fstest: readdir many: %d entries\n", entries);
+  fflush(stdout);
+  sync();
+  if (umount("/mnt") != 0) printf("skiff-init: fstest: umount: %s\n", strerror(errno));
+}
+
 static void power_off(void) {
   tcdrain(STDOUT_FILENO); /* the console is interrupt-driven: let it finish */
   sync();
@@ -216,11 +311,13 @@ int main(void) {
   mount_fs("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV);
   mount_fs("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV);
 
-  char uptime[64], cmdline[4096], action[32] = "poweroff";
+  char uptime[64], cmdline[4096], action[32] = "poweroff", fstag[40] = "share", fsdax[4] = "0";
   read_file("/proc/uptime", uptime, sizeof uptime);
   uptime[strcspn(uptime, " ")] = 0;
   read_file("/proc/cmdline", cmdline, sizeof cmdline);
   cmdline_value(cmdline, "skiff.action", action, sizeof action);
+  cmdline_value(cmdline, "skiff.fstag", fstag, sizeof fstag);
+  cmdline_value(cmdline, "skiff.fsdax", fsdax, sizeof fsdax);
 
   printf("skiff-init: userspace reached at %s s\n", uptime);
   printf("skiff-init: cpus=%ld mem_total_kib=%ld\n", sysconf(_SC_NPROCESSORS_ONLN), mem_total_kib());
@@ -248,6 +345,9 @@ int main(void) {
     }
   } else if (strcmp(action, "disktest") == 0) {
     disk_test();
+    fflush(stdout);
+  } else if (strcmp(action, "fstest") == 0) {
+    fs_test(fstag, strcmp(fsdax, "1") == 0);
     fflush(stdout);
   } else if (strcmp(action, "vsocktest") == 0) {
     vsock_test();

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "runtime/cli/commands.h"
-#include "virtio/blk/blk_device.h"
+#include "runtime/cli/device_specs.h"
 #include "vmm/kvm.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
@@ -21,61 +21,11 @@ struct BootOptions {
   std::string initrd;
   std::vector<std::string> disks;
   std::string vsock;
+  std::vector<std::string> shares;
   std::string log_path;
   std::string log_level = "info";
   bool quiet = false;
 };
-
-// --disk PATH[,ro][,serial=ID]: a virtio-blk device; the first is /dev/vda.
-VmConfig::VirtioDeviceFactory parse_disk(const std::string& spec) {
-  virtio::BlockConfig cfg;
-  size_t start = 0;
-  bool first = true;
-  while (start <= spec.size()) {
-    size_t comma = spec.find(',', start);
-    std::string part = spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (first) {
-      cfg.path = part;
-      first = false;
-    } else if (part == "ro") {
-      cfg.read_only = true;
-    } else if (part.rfind("serial=", 0) == 0) {
-      cfg.serial = part.substr(7);
-    } else {
-      throw ConfigError("--disk " + spec + ": unknown option \"" + part + "\" (PATH[,ro][,serial=ID])");
-    }
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  if (cfg.path.empty()) throw ConfigError("--disk needs a path (PATH[,ro][,serial=ID])");
-  if (cfg.serial.size() > virtio::kBlkIdBytes)
-    throw ConfigError("--disk " + spec + ": serial is longer than " + std::to_string(virtio::kBlkIdBytes) + " bytes");
-  return [cfg](const VmConfig::VirtioDeviceContext& ctx) { return std::make_shared<virtio::BlockDevice>(ctx.memory, cfg); };
-}
-
-// --vsock CID[,socket=PATH]: virtio-vsock with guest CID `CID`; with a
-// socket, host programs reach guest ports through it (CONNECT <port>).
-VsockConfig parse_vsock(const std::string& spec) {
-  const std::string usage = " (CID[,socket=PATH])";
-  VsockConfig cfg;
-  const size_t comma = spec.find(',');
-  const std::string cid = spec.substr(0, comma);
-  size_t used = 0;
-  try {
-    cfg.guest_cid = std::stoull(cid, &used, 10);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (cid.empty() || used != cid.size() || cid[0] == '-' || cid[0] == '+')
-    throw ConfigError("--vsock " + spec + ": \"" + cid + "\" is not a CID" + usage);
-  if (comma != std::string::npos) {
-    const std::string rest = spec.substr(comma + 1);
-    if (rest.rfind("socket=", 0) != 0 || rest.size() == 7)
-      throw ConfigError("--vsock " + spec + ": unknown option \"" + rest + "\"" + usage);
-    cfg.socket_path = rest.substr(7);
-  }
-  return cfg;
-}
 
 ConsoleConfig parse_console(const std::string& s) {
   if (s == "stdio") return {ConsoleMode::Stdio, {}};
@@ -88,6 +38,7 @@ ConsoleConfig parse_console(const std::string& s) {
 int run_boot(BootOptions& o) {
   o.vm.console = parse_console(o.console);
   for (const auto& d : o.disks) o.vm.virtio_devices.push_back(parse_disk(d));
+  for (const auto& s : o.shares) o.vm.virtio_devices.push_back(parse_share(s));
   if (!o.vsock.empty()) o.vm.vsock = parse_vsock(o.vsock);
   if (!o.log_path.empty()) {
     auto& logger = log::Logger::global();
@@ -143,6 +94,10 @@ void add_boot_command(CLI::App& app, int& status) {
                   "initramfs to load [default with the default kernel: " SKIFF_DEFAULT_INITRD "]");
   cmd->add_option("--cmdline", opts->vm.cmdline, "kernel command line")->capture_default_str();
   cmd->add_option("--disk", opts->disks, "PATH[,ro][,serial=ID]: a virtio-blk disk (repeatable; the first is /dev/vda)");
+  cmd->add_option("--share", opts->shares,
+                  "PATH,tag=TAG[,ro][,cache=none|auto|always][,writeback][,no-xattr][,queues=N][,workers=N]: share a "
+                  "host directory over virtio-fs, served in process (repeatable; the guest mounts it with "
+                  "mount -t virtiofs TAG DIR)");
   cmd->add_option("--vsock", opts->vsock,
                   "CID[,socket=PATH]: virtio-vsock with guest CID (3 and up); host programs reach guest port P by "
                   "writing \"CONNECT P\\n\" to the socket, guest connections to host port P reach PATH_P");

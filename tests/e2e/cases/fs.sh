@@ -1,0 +1,42 @@
+# virtio-fs end to end: the guest's Linux virtiofs driver mounts a host
+# directory served by Skiff in process (no virtiofsd) and runs a small file
+# workload; the host checks every result in the directory itself. Then the
+# same share read-only: the guest's writes fail, the directory is untouched.
+. "$(dirname "$0")/_common.sh"
+share=$WORK/share
+mkdir -p "$share/many"
+echo "hello from the host" > "$share/input.txt"
+echo "to be deleted" > "$share/delete-me"
+i=0
+while [ $i -lt 300 ]; do : > "$share/many/f$i"; i=$((i + 1)); done
+echo "outside the share" > "$WORK/canary"
+
+boot --cmdline "console=ttyS0 quiet skiff.action=fstest skiff.fstag=myshare" --share "$share,tag=myshare"
+expect_status 0
+expect_console "skiff-init: fstest: mounted myshare"
+expect_console "skiff-init: fstest: input: hello from the host"
+expect_console "skiff-init: fstest: rename symlink link chmod: ok"
+expect_console "skiff-init: fstest: unlink: ok"
+expect_console "skiff-init: fstest: readdir many: 300 entries"
+[ "$(cat "$share/out/renamed.txt")" = "written by the guest" ] || fail "the guest's file is not on the host"
+[ ! -e "$share/out/guest.txt" ] || fail "the renamed file is still there under its old name"
+[ "$(readlink "$share/out/link")" = "renamed.txt" ] || fail "the guest's symlink is wrong on the host"
+[ "$(stat -c %h "$share/out/hard")" = 2 ] || fail "the hard link count is not 2"
+[ "$(stat -c %a "$share/out/renamed.txt")" = 600 ] || fail "chmod did not reach the host"
+[ "$(md5sum < "$share/out/big.bin" | cut -d' ' -f1)" = 14f8efaad7c592c95b222e066395b72b ] || fail "big.bin differs on the host"
+expect_console "skiff-init: fstest: big read 1048576 bytes fnv1a=22d79dc5"
+[ ! -e "$share/delete-me" ] || fail "the guest's unlink did not reach the host"
+[ "$(cat "$WORK/canary")" = "outside the share" ] || fail "a file outside the share changed"
+
+# Read-only: nothing the guest does changes the directory (the workload
+# starts over: out/ gone, delete-me back).
+rm -rf "$share/out"
+echo "to be deleted" > "$share/delete-me"
+before=$(ls -lR "$share" | md5sum)
+boot --cmdline "console=ttyS0 quiet skiff.action=fstest skiff.fstag=ro" --share "$share,tag=ro,ro"
+expect_status 0
+expect_console "skiff-init: fstest: input: hello from the host"
+expect_console "skiff-init: fstest: mkdir: Read-only file system"
+expect_console "skiff-init: fstest: unlink: Read-only file system"
+[ "$(ls -lR "$share" | md5sum)" = "$before" ] || fail "a read-only share was changed"
+echo "virtio-fs: mount, read, write, rename, links, chmod, 1 MiB, unlink, readdir and read-only checked through the guest"
