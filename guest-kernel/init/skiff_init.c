@@ -282,7 +282,15 @@ static void fs_test(const char* tag, int dax) {
       printf("skiff-init: fstest: big read %zu bytes fnv1a=%08x\n", got, fnv1a(big, got, 2166136261u));
     }
   }
-  if (dax) mmap_test();
+  if (dax) {
+    /* STATX_ATTR_DAX: the kernel says the file's data goes through DAX. */
+    struct statx stx;
+    if (statx(AT_FDCWD, "/mnt/out/big.bin", 0, STATX_BASIC_STATS, &stx) != 0)
+      printf("skiff-init: fstest: statx: %s\n", strerror(errno));
+    else
+      printf("skiff-init: fstest: big.bin dax attribute: %d\n", (stx.stx_attributes & STATX_ATTR_DAX) ? 1 : 0);
+    mmap_test();
+  }
   printf("skiff-init: fstest: unlink: %s\n", unlink("/mnt/delete-me") == 0 ? "ok" : strerror(errno));
   DIR* dir = opendir("/mnt/many");
   int entries = 0;

@@ -95,8 +95,8 @@ void add_boot_command(CLI::App& app, int& status) {
   cmd->add_option("--cmdline", opts->vm.cmdline, "kernel command line")->capture_default_str();
   cmd->add_option("--disk", opts->disks, "PATH[,ro][,serial=ID]: a virtio-blk disk (repeatable; the first is /dev/vda)");
   cmd->add_option("--share", opts->shares,
-                  "PATH,tag=TAG[,ro][,cache=none|auto|always][,writeback][,no-xattr][,queues=N][,workers=N]: share a "
-                  "host directory over virtio-fs, served in process (repeatable; the guest mounts it with "
+                  "PATH,tag=TAG[,ro][,cache=none|auto|always][,writeback][,no-xattr][,queues=N][,workers=N][,dax[=MiB]]: share "
+                  "a host directory over virtio-fs, served in process (repeatable; the guest mounts it with "
                   "mount -t virtiofs TAG DIR)");
   cmd->add_option("--vsock", opts->vsock,
                   "CID[,socket=PATH]: virtio-vsock with guest CID (3 and up); host programs reach guest port P by "

@@ -37,6 +37,8 @@ Spec split(const std::string& spec) {
   }
 }
 
+constexpr uint64_t kDefaultDaxMib = 256;
+
 [[noreturn]] void bad(const std::string& option, const std::string& spec, const std::string& why,
                       const std::string& form) {
   throw ConfigError(option + " " + spec + ": " + why + " (" + form + ")");
@@ -84,7 +86,9 @@ VsockConfig parse_vsock(const std::string& spec) {
 }
 
 VmConfig::VirtioDeviceFactory parse_share(const std::string& spec) {
-  const std::string form = "PATH,tag=TAG[,ro][,cache=none|auto|always][,writeback][,no-xattr][,queues=N][,workers=N]";
+  const std::string form =
+      "PATH,tag=TAG[,ro][,cache=none|auto|always][,writeback][,no-xattr][,queues=N][,workers=N][,dax[=MiB]]";
+  uint64_t dax_mib = 0;
   const Spec s = split(spec);
   virtio::PassthroughOptions fs;
   virtio::FsConfig dev;
@@ -104,6 +108,11 @@ VmConfig::VirtioDeviceFactory parse_share(const std::string& spec) {
       fs.writeback = true;
     } else if (key == "no-xattr" && !value) {
       fs.xattr = false;
+    } else if (key == "dax") {
+      // The window's struct pages cost the guest 1/64 of its size in RAM.
+      const auto n = value ? parse_number(*value) : std::optional<uint64_t>(kDefaultDaxMib);
+      if (!n || *n == 0 || *n % 2 || *n > (64u << 10)) bad("--share", spec, "dax= must be an even MiB count up to 65536", form);
+      dax_mib = *n;
     } else if ((key == "queues" || key == "workers") && value) {
       const auto n = parse_number(*value);
       if (!n || *n == 0 || *n > 64) bad("--share", spec, key + " must be 1 to 64", form);
@@ -114,7 +123,8 @@ VmConfig::VirtioDeviceFactory parse_share(const std::string& spec) {
   }
   if (dev.tag.empty() || dev.tag.size() > virtio::kFsTagBytes)
     bad("--share", spec, "tag= must be 1 to 36 bytes", form);
-  return [fs, dev](const VmConfig::VirtioDeviceContext& ctx) {
+  return [fs, dev, dax_mib](const VmConfig::VirtioDeviceContext& ctx) mutable {
+    if (dax_mib) fs.dax = dev.dax = ctx.dax_window(dax_mib << 20);
     return std::make_shared<virtio::FsDevice>(ctx.memory, dev, std::make_shared<virtio::PassthroughFs>(fs));
   };
 }

@@ -12,7 +12,8 @@ namespace skiff::cli {
 VmConfig::VirtioDeviceFactory parse_disk(const std::string& spec);
 // --vsock CID[,socket=PATH]
 VsockConfig parse_vsock(const std::string& spec);
-// --share PATH,tag=TAG[,ro][,cache=none|auto|always][,writeback][,no-xattr][,queues=N][,workers=N]
+// --share PATH,tag=TAG[,ro][,cache=none|auto|always][,writeback][,no-xattr][,queues=N][,workers=N][,dax[=MiB]]
+// dax: a DAX cache window of that size (256 MiB by default) for mount -o dax.
 // The directory is opened when the VM is created (PassthroughFs), so a
 // missing one fails there with its path.
 VmConfig::VirtioDeviceFactory parse_share(const std::string& spec);

@@ -48,6 +48,11 @@ TEST(DeviceSpecs, Share) {
   EXPECT_NE(error_of([] { parse_share("/srv,tag=x,queues=0"); }), "");
   EXPECT_NE(error_of([] { parse_share("/srv,tag=x,workers=65"); }), "");
   EXPECT_NE(error_of([] { parse_share("/srv,tag=x,rw"); }), "");
+  EXPECT_NO_THROW(parse_share("/srv,tag=x,dax"));
+  EXPECT_NO_THROW(parse_share("/srv,tag=x,dax=512"));
+  EXPECT_NE(error_of([] { parse_share("/srv,tag=x,dax=3"); }), "");
+  EXPECT_NE(error_of([] { parse_share("/srv,tag=x,dax=0"); }), "");
+  EXPECT_NE(error_of([] { parse_share("/srv,tag=x,dax=lots"); }), "");
 }
 
 }  // namespace

@@ -227,6 +227,8 @@ size_t arg_cap(uint32_t opcode) {
     case FUSE_RENAME:
     case FUSE_RENAME2: return sizeof(fuse_rename2_in) + 2 * (kNameMax + 1);
     case FUSE_SETXATTR: return sizeof(fuse_setxattr_in) + kXattrNameMax + 1 + kXattrSizeMax;
+    // Linux sends at most a page of entries (FUSE_REMOVEMAPPING_MAX_ENTRY).
+    case FUSE_REMOVEMAPPING: return sizeof(fuse_removemapping_in) + 4096;
     default: return kSmallArgs;
   }
 }
@@ -500,6 +502,8 @@ class PassthroughFs::Impl {
   uint32_t op_lseek(Req& r);
   uint32_t op_copy_file_range(Req& r);
   uint32_t op_syncfs(Req& r);
+  uint32_t op_setupmapping(Req& r);
+  uint32_t op_removemapping(Req& r);
   void op_forget(Req& r);
   void op_batch_forget(Req& r);
 
@@ -610,6 +614,8 @@ uint32_t PassthroughFs::Impl::dispatch(Req& r) {
     case FUSE_LSEEK: return op_lseek(r);
     case FUSE_COPY_FILE_RANGE: return op_copy_file_range(r);
     case FUSE_SYNCFS: return op_syncfs(r);
+    case FUSE_SETUPMAPPING: return op_setupmapping(r);
+    case FUSE_REMOVEMAPPING: return op_removemapping(r);
     default: return r.status(ENOSYS);
   }
 }
@@ -633,12 +639,15 @@ uint32_t PassthroughFs::Impl::op_init(Req& r) {
                   FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_POSIX_LOCKS | FUSE_FLOCK_LOCKS |
                   FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS;
   if (opt_.writeback) ours |= FUSE_WRITEBACK_CACHE;
+  // DAX mappings need only page alignment (the guest maps 2 MiB ranges).
+  if (opt_.dax) ours |= FUSE_MAP_ALIGNMENT;
   io.minor = std::min(ii.minor, kMaxMinor);
   io.max_readahead = ii.max_readahead;
   io.flags = static_cast<uint32_t>(theirs & ours);
   io.max_write = opt_.max_write;
   io.time_gran = 1;
   io.max_pages = static_cast<uint16_t>(std::max(1u, opt_.max_write / 4096));
+  if (io.flags & FUSE_MAP_ALIGNMENT) io.map_alignment = 12;
   initialized_.store(true);
   return r.reply_obj(io);
 }
@@ -1304,5 +1313,41 @@ uint32_t PassthroughFs::handle(FuseReader& in, FuseWriter& out) { return impl_->
 void PassthroughFs::reset() { impl_->reset(); }
 size_t PassthroughFs::inode_count() const { return impl_->inode_count(); }
 size_t PassthroughFs::handle_count() const { return impl_->handle_count(); }
+
+uint32_t PassthroughFs::Impl::op_setupmapping(Req& r) {
+  if (!opt_.dax) return r.status(ENOSYS);
+  fuse_setupmapping_in si{};
+  if (!r.take(si)) return r.status(EINVAL);
+  const bool writable = si.flags & FUSE_SETUPMAPPING_FLAG_WRITE;
+  if (writable && opt_.read_only) return r.status(EROFS);
+  if (si.foffset > kOffsetMax || si.len > opt_.dax->size()) return r.status(EINVAL);
+  // Linux sends fh = -1 and names the inode: map the file it looked up, opened
+  // for this mapping alone (the mapping keeps the file, not the fd).
+  skiff::UniqueFd fd;
+  if (HandleP h = si.fh == UINT64_MAX ? nullptr : get_handle(si.fh, false)) {
+    fd.reset(::fcntl(h->fd.get(), F_DUPFD_CLOEXEC, 0));
+    if (!fd) return r.status(errno);
+  } else {
+    if (si.fh != UINT64_MAX) return r.status(EBADF);
+    InodeP ino = inode(r.h.nodeid);
+    if (!ino) return r.status(EBADF);
+    if (ino->type != S_IFREG) return r.status(EINVAL);
+    if (int e = reopen(*ino, writable ? O_RDWR : O_RDONLY, fd)) return r.status(e);
+  }
+  return r.status(-opt_.dax->map(si.moffset, si.len, fd.get(), si.foffset, writable));
+}
+
+uint32_t PassthroughFs::Impl::op_removemapping(Req& r) {
+  if (!opt_.dax) return r.status(ENOSYS);
+  fuse_removemapping_in ri{};
+  if (!r.take(ri)) return r.status(EINVAL);
+  // The count is the guest's; the entries actually sent bound the work.
+  fuse_removemapping_one one{};
+  for (uint32_t i = 0; i < ri.count; ++i) {
+    if (!r.take(one)) return r.status(EINVAL);
+    if (int e = -opt_.dax->unmap(one.moffset, one.len)) return r.status(e);
+  }
+  return r.status(0);
+}
 
 }  // namespace skiff::virtio

@@ -37,6 +37,7 @@
 #include <string>
 
 #include "virtio/fs/fuse_buffers.h"
+#include "vmm/dax_window.h"
 
 namespace skiff::virtio {
 
@@ -65,6 +66,9 @@ struct PassthroughOptions {
   // SETLKW is served by retrying a non-blocking lock for at most this long,
   // then EAGAIN: a guest can't park a worker thread on a lock forever.
   unsigned setlkw_timeout_ms = 1000;
+  // DAX: the window SETUPMAPPING maps file ranges into and REMOVEMAPPING
+  // clears (the device's shared memory region 0). Null: those get ENOSYS.
+  std::shared_ptr<DaxWindow> dax;
 };
 
 class PassthroughFs : public FuseHandler {

@@ -39,4 +39,21 @@ expect_console "skiff-init: fstest: input: hello from the host"
 expect_console "skiff-init: fstest: mkdir: Read-only file system"
 expect_console "skiff-init: fstest: unlink: Read-only file system"
 [ "$(ls -lR "$share" | md5sum)" = "$before" ] || fail "a read-only share was changed"
-echo "virtio-fs: mount, read, write, rename, links, chmod, 1 MiB, unlink, readdir and read-only checked through the guest"
+
+# DAX: file data through the shared memory window (the guest maps 2 MiB
+# ranges of the host files with SETUPMAPPING), including a MAP_SHARED write.
+rm -rf "$share/out"
+echo "to be deleted" > "$share/delete-me"
+boot --cmdline "console=ttyS0 quiet skiff.action=fstest skiff.fstag=dax skiff.fsdax=1" --share "$share,tag=dax,dax=64"
+expect_status 0
+expect_console "skiff-init: fstest: mounted dax with dax=always"
+expect_console "skiff-init: fstest: input: hello from the host"
+expect_console "skiff-init: fstest: rename symlink link chmod: ok"
+expect_console "skiff-init: fstest: big read 1048576 bytes fnv1a=22d79dc5"
+expect_console "skiff-init: fstest: big.bin dax attribute: 1"
+expect_console "skiff-init: fstest: mmap write: ok"
+[ "$(md5sum < "$share/out/big.bin" | cut -d' ' -f1)" = 14f8efaad7c592c95b222e066395b72b ] || fail "big.bin differs on the host (DAX)"
+[ "$(dd if="$share/out/mapped.bin" bs=4096 skip=1 count=1 2>/dev/null | tr -d '\0')" = "through a shared mapping" ] ||
+  fail "the guest's write through a shared mapping is not in the host file"
+grep -q "DAX window" "$WORK/log.jsonl" || fail "no DAX window in the log"
+echo "virtio-fs: mount, read, write, rename, links, chmod, 1 MiB, unlink, readdir, read-only and DAX checked through the guest"
