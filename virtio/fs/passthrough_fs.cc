@@ -440,6 +440,15 @@ class PassthroughFs::Impl {
     return 0;
   }
 
+  // How every op on a name in a directory goes on after its fixed arguments:
+  // the name, the parent inode, room for a `reply_size`-byte reply.
+  int take_name_in_parent(Req& r, std::string_view& name, InodeP& parent, size_t reply_size) {
+    if (int e = r.take_name(name)) return e;
+    parent = inode(r.h.nodeid);
+    if (!parent) return EBADF;
+    return r.fits(reply_size) ? 0 : ERANGE;
+  }
+
   // Opens exactly the inode held (its /proc/self/fd magic link): a name could
   // have been swapped since the lookup, the held inode can't.
   int reopen(const Inode& ino, int flags, skiff::UniqueFd& out) {
@@ -666,10 +675,8 @@ void PassthroughFs::Impl::op_batch_forget(Req& r) {
 
 uint32_t PassthroughFs::Impl::op_lookup(Req& r) {
   std::string_view name;
-  if (int e = r.take_name(name)) return r.status(e);
-  InodeP parent = inode(r.h.nodeid);
-  if (!parent) return r.status(EBADF);
-  if (!r.fits(sizeof(fuse_entry_out))) return r.status(ERANGE);
+  InodeP parent;
+  if (int err = take_name_in_parent(r, name, parent, sizeof(fuse_entry_out))) return r.status(err);
   fuse_entry_out e{};
   if (int err = lookup_name(parent, name.data(), e)) return r.status(err);
   return r.reply_obj(e);
@@ -752,11 +759,9 @@ uint32_t PassthroughFs::Impl::op_readlink(Req& r) {
 uint32_t PassthroughFs::Impl::op_mknod(Req& r) {
   fuse_mknod_in mi{};
   std::string_view name;
+  InodeP parent;
   if (!r.take(mi)) return r.status(EINVAL);
-  if (int e = r.take_name(name)) return r.status(e);
-  InodeP parent = inode(r.h.nodeid);
-  if (!parent) return r.status(EBADF);
-  if (!r.fits(sizeof(fuse_entry_out))) return r.status(ERANGE);
+  if (int e = take_name_in_parent(r, name, parent, sizeof(fuse_entry_out))) return r.status(e);
   mode_t type = mi.mode & S_IFMT;
   if (type == 0) type = S_IFREG;
   if (type != S_IFREG && type != S_IFCHR && type != S_IFBLK && type != S_IFIFO && type != S_IFSOCK)
@@ -773,11 +778,9 @@ uint32_t PassthroughFs::Impl::op_mknod(Req& r) {
 uint32_t PassthroughFs::Impl::op_mkdir(Req& r) {
   fuse_mkdir_in mi{};
   std::string_view name;
+  InodeP parent;
   if (!r.take(mi)) return r.status(EINVAL);
-  if (int e = r.take_name(name)) return r.status(e);
-  InodeP parent = inode(r.h.nodeid);
-  if (!parent) return r.status(EBADF);
-  if (!r.fits(sizeof(fuse_entry_out))) return r.status(ERANGE);
+  if (int e = take_name_in_parent(r, name, parent, sizeof(fuse_entry_out))) return r.status(e);
   if (::mkdirat(parent->fd.get(), name.data(), mi.mode & 07777) != 0) return r.status(errno);
   fuse_entry_out e{};
   if (int err = finish_new(r, parent, name.data(), mi.mode, e)) return r.status(err);
@@ -802,9 +805,8 @@ uint32_t PassthroughFs::Impl::op_symlink(Req& r) {
 
 uint32_t PassthroughFs::Impl::op_remove(Req& r, int flags) {
   std::string_view name;
-  if (int e = r.take_name(name)) return r.status(e);
-  InodeP parent = inode(r.h.nodeid);
-  if (!parent) return r.status(EBADF);
+  InodeP parent;
+  if (int e = take_name_in_parent(r, name, parent, 0)) return r.status(e);
   return r.status(::unlinkat(parent->fd.get(), name.data(), flags) != 0 ? errno : 0);
 }
 
@@ -884,12 +886,11 @@ uint32_t PassthroughFs::Impl::op_open(Req& r) {
 uint32_t PassthroughFs::Impl::op_create(Req& r) {
   fuse_create_in ci{};
   std::string_view name;
+  InodeP parent;
   if (!r.take(ci)) return r.status(EINVAL);
-  if (int e = r.take_name(name)) return r.status(e);
-  InodeP parent = inode(r.h.nodeid);
-  if (!parent) return r.status(EBADF);
+  if (int e = take_name_in_parent(r, name, parent, sizeof(fuse_entry_out) + sizeof(fuse_open_out)))
+    return r.status(e);
   if ((ci.mode & S_IFMT) != 0 && (ci.mode & S_IFMT) != S_IFREG) return r.status(EINVAL);
-  if (!r.fits(sizeof(fuse_entry_out) + sizeof(fuse_open_out))) return r.status(ERANGE);
   if (handles_full()) return r.status(ENFILE);
   const int flags = open_flags(ci.flags);
   skiff::UniqueFd fd;
