@@ -90,7 +90,8 @@ void FsDevice::queue_notify(size_t queue) {
     if (generation != generation_) return;
     for (auto& j : popped) jobs_.push_back(std::move(j));
   }
-  work_cv_.notify_all();
+  // Wake as many workers as there is work for, not the whole pool.
+  for (size_t i = 0; i < std::min<size_t>(popped.size(), config_.workers); ++i) work_cv_.notify_one();
 }
 
 void FsDevice::reset() {
