@@ -29,16 +29,11 @@
 #include <ftw.h>
 #include <linux/fs.h>
 #include <linux/fuse.h>
-#include <sched.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <sys/sysmacros.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -50,7 +45,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -60,22 +54,21 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "virtio/fs/fs_device.h"
 #include "virtio/fs/fuse_buffers.h"
 #include "virtio/fs/passthrough_fs.h"
-#include "virtio/testing/driver_queue.h"
 #include "virtio/virtqueue.h"
 #include "vmm/guest_memory.h"
 #include "vmm/unique_fd.h"
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using skiff::GuestAddress;
 using skiff::GuestMemory;
 using skiff::UniqueFd;
 using namespace skiff::virtio;
-using skiff::virtio::testing::DriverQueue;
+using namespace skiff::bench;
 
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kMiB = 1 << 20;
@@ -84,48 +77,9 @@ constexpr uint32_t kGuestPid = 1000;
 
 std::atomic<bool> g_interrupted{false};
 
-double process_cpu_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-double seconds_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
 Clock::duration to_duration(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
 }
-
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "skiff_bench_fs: %s\n", what.c_str());
-  std::exit(1);
-}
-
-[[noreturn]] void die_errno(const std::string& what) { die(what + ": " + std::strerror(errno)); }
-
-// xorshift64*: choosing an offset costs nothing beside the I/O.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : s_(seed ? seed : 0x9e3779b97f4a7c15ull) {}
-  uint64_t next() {
-    s_ ^= s_ >> 12;
-    s_ ^= s_ << 25;
-    s_ ^= s_ >> 27;
-    return s_ * 0x2545f4914f6cdd1dull;
-  }
-  uint64_t below(uint64_t n) { return next() % n; }
-
- private:
-  uint64_t s_;
-};
 
 // The file's content is a function of the offset, so any read can be checked
 // (a reply from the wrong offset shows) without keeping a copy.
@@ -134,12 +88,6 @@ uint64_t pattern_word(uint64_t offset) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
 // ---------------------------------------------------------------------------
@@ -187,50 +135,24 @@ void usage(const char* argv0) {
 }
 
 bool parse_options(int argc, char** argv, Options& o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    auto number = [&](long lo, long hi) -> long {
-      std::string v = value();
-      char* end = nullptr;
-      long n = std::strtol(v.c_str(), &end, 10);
-      if (v.empty() || *end || n < lo || n > hi) {
-        std::fprintf(stderr, "%s: bad value '%s' (%ld..%ld)\n", a.c_str(), v.c_str(), lo, hi);
-        std::exit(2);
-      }
-      return n;
-    };
-    auto real = [&](double lo) -> double {
-      std::string v = value();
-      char* end = nullptr;
-      double d = std::strtod(v.c_str(), &end);
-      if (v.empty() || *end || d < lo) {
-        std::fprintf(stderr, "%s: bad value '%s'\n", a.c_str(), v.c_str());
-        std::exit(2);
-      }
-      return d;
-    };
-    if (a == "--size-mib") o.size_mib = static_cast<uint64_t>(number(2, 1 << 20));
-    else if (a == "--depth") o.depth = static_cast<unsigned>(number(1, 512));
+  Args args(argc, argv);
+  while (args.next()) {
+    const std::string& a = args.flag();
+    if (a == "--size-mib") o.size_mib = static_cast<uint64_t>(args.number(2, 1 << 20));
+    else if (a == "--depth") o.depth = static_cast<unsigned>(args.number(1, 512));
     // Rings sit 64 KiB apart below 1 MiB: 16 queues, the hiprio one included.
-    else if (a == "--queues") o.queues = static_cast<unsigned>(number(1, 15));
-    else if (a == "--queue-size") o.queue_size = static_cast<unsigned>(number(2, 1024));
-    else if (a == "--workers") o.workers = static_cast<unsigned>(number(1, 256));
-    else if (a == "--threads") o.threads = static_cast<unsigned>(number(1, 256));
-    else if (a == "--seconds") o.seconds = real(0.01);
-    else if (a == "--rounds") o.rounds = static_cast<unsigned>(number(1, 1000));
-    else if (a == "--warmup") o.warmup = real(0);
-    else if (a == "--files") o.files = static_cast<unsigned>(number(1, 1000000));
-    else if (a == "--seq-kib") o.seq_kib = static_cast<unsigned>(number(4, 1024));
-    else if (a == "--dir") o.dir = value();
+    else if (a == "--queues") o.queues = static_cast<unsigned>(args.number(1, 15));
+    else if (a == "--queue-size") o.queue_size = static_cast<unsigned>(args.number(2, 1024));
+    else if (a == "--workers") o.workers = static_cast<unsigned>(args.number(1, 256));
+    else if (a == "--threads") o.threads = static_cast<unsigned>(args.number(1, 256));
+    else if (a == "--seconds") o.seconds = args.real(0.01);
+    else if (a == "--rounds") o.rounds = static_cast<unsigned>(args.number(1, 1000));
+    else if (a == "--warmup") o.warmup = args.real(0);
+    else if (a == "--files") o.files = static_cast<unsigned>(args.number(1, 1000000));
+    else if (a == "--seq-kib") o.seq_kib = static_cast<unsigned>(args.number(4, 1024));
+    else if (a == "--dir") o.dir = args.value();
     else if (a == "--only") {
-      const std::string v = value();
+      const std::string v = args.value();
       if (v != "randread" && v != "seqread" && v != "create") {
         std::fprintf(stderr, "--only: randread, seqread or create\n");
         return false;
@@ -239,7 +161,7 @@ bool parse_options(int argc, char** argv, Options& o) {
       o.seqread = v == "seqread";
       o.create = v == "create";
     } else if (a == "--level") {
-      const std::string v = value();
+      const std::string v = args.value();
       if (v != "device" && v != "server" && v != "host") {
         std::fprintf(stderr, "--level: device, server or host\n");
         return false;
@@ -249,14 +171,7 @@ bool parse_options(int argc, char** argv, Options& o) {
       o.host = v == "host";
     } else if (a == "-v" || a == "--verbose") {
       o.verbose = true;
-    } else if (a == "-h" || a == "--help") {
-      usage(argv[0]);
-      std::exit(0);
-    } else {
-      std::fprintf(stderr, "unknown argument '%s'\n", a.c_str());
-      usage(argv[0]);
-      return false;
-    }
+    } else return args.help_or_unknown(usage);
   }
   if (o.seq_kib % 4) {
     std::fprintf(stderr, "--seq-kib: a multiple of 4\n");
@@ -278,23 +193,6 @@ bool parse_options(int argc, char** argv, Options& o) {
 
 // ---------------------------------------------------------------------------
 // The scratch directory and the data file
-
-std::string fs_type(const std::string& dir) {
-  struct statfs s {};
-  if (::statfs(dir.c_str(), &s) != 0) return "?";
-  switch (static_cast<unsigned long>(s.f_type)) {
-    case 0xEF53: return "ext4";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x01021994: return "tmpfs";
-    case 0x794c7630: return "overlayfs";
-    default: {
-      char b[32];
-      std::snprintf(b, sizeof b, "fs 0x%lx", static_cast<unsigned long>(s.f_type));
-      return b;
-    }
-  }
-}
 
 // ext4 without a journal keeps a just-deleted inode from being reused for a
 // minute or more (fs/ext4/ialloc.c, recently_deleted()), and every creation
@@ -373,23 +271,8 @@ class Scratch {
   Scratch(const Scratch&) = delete;
   Scratch& operator=(const Scratch&) = delete;
 
-  // Reads every page; returns the share that is resident (mincore).
-  double warm() const {
-    std::vector<uint8_t> chunk(kMiB);
-    for (uint64_t off = 0; off < bytes_; off += chunk.size())
-      if (::pread(fd_.get(), chunk.data(), chunk.size(), static_cast<off_t>(off)) < 0) die_errno("pre-read");
-    void* map = ::mmap(nullptr, bytes_, PROT_READ, MAP_SHARED, fd_.get(), 0);
-    if (map == MAP_FAILED) return -1;
-    std::vector<unsigned char> vec((bytes_ + kPage - 1) / kPage);
-    double share = -1;
-    if (::mincore(map, bytes_, vec.data()) == 0) {
-      uint64_t in = 0;
-      for (unsigned char b : vec) in += b & 1;
-      share = static_cast<double>(in) / static_cast<double>(vec.size());
-    }
-    ::munmap(map, bytes_);
-    return share;
-  }
+  // The share of the file resident in the page cache after reading it all.
+  double warm() const { return warm_page_cache(fd_.get(), bytes_); }
 
   const std::string& path() const { return path_; }
   int data_fd() const { return fd_.get(); }
@@ -751,82 +634,6 @@ Result server_create(const Scratch& s, const std::string& dir_name, const Option
 
 // ---------------------------------------------------------------------------
 // Device: FsDevice + PassthroughFs, driven by a simulated guest driver
-
-// The device's interrupt as the guest sees it: an eventfd (as the irqfd the
-// VMM uses) the driver blocks on, so the workers get the CPU meanwhile.
-class EventInterrupt : public DeviceInterrupt {
- public:
-  EventInterrupt() : fd_(::eventfd(0, EFD_CLOEXEC)) {
-    if (!fd_) die_errno("eventfd");
-  }
-  void used_buffers() override {
-    const uint64_t one = 1;
-    [[maybe_unused]] const ssize_t n = ::write(fd_.get(), &one, sizeof one);
-    count_.fetch_add(1, std::memory_order_relaxed);
-  }
-  void config_changed() override {}
-  void wait() {
-    uint64_t v;
-    while (::read(fd_.get(), &v, sizeof v) < 0 && errno == EINTR) {
-    }
-  }
-  // Wakes a wait() without counting as an interrupt (the watchdog).
-  void poke() {
-    const uint64_t one = 1;
-    [[maybe_unused]] const ssize_t n = ::write(fd_.get(), &one, sizeof one);
-  }
-  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
-
- private:
-  UniqueFd fd_;
-  std::atomic<uint64_t> count_{0};
-};
-
-// vring_need_event (virtio 1.2, 2.7.7.2).
-bool need_event(uint16_t event, uint16_t new_idx, uint16_t old_idx) {
-  return static_cast<uint16_t>(new_idx - event - 1) < static_cast<uint16_t>(new_idx - old_idx);
-}
-
-// One split virtqueue from the driver's side, with EVENT_IDX.
-class DriverRing {
- public:
-  DriverRing(const GuestMemory& mem, QueueConfig config)
-      : mem_(mem), q_(mem, config, GuestAddress(0), 0), config_(config) {}
-
-  void desc(uint16_t index, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next = 0) {
-    q_.raw_desc(index, RawDescriptor{addr, len, flags, next});
-  }
-  void push(uint16_t head) { q_.push_avail(head); }
-  std::optional<UsedElem> next_used() {
-    auto u = q_.next_used();
-    if (u) ++last_used_;
-    return u;
-  }
-  // Re-enables the interrupt (used_event = what we have seen); true when more
-  // used entries arrived meanwhile, which the device may not have signalled.
-  bool enable_interrupt_and_check() {
-    q_.set_used_event(last_used_);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    return mem_.read_obj<uint16_t>(config_.used.unchecked_add(2)) != last_used_;
-  }
-  // Whether the device asked to be kicked for what was pushed since the last
-  // kick (EVENT_IDX avail_event); resets the mark.
-  bool kick_needed() {
-    const uint16_t now = q_.avail_idx();
-    if (now == kicked_idx_) return false;
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    const bool need = need_event(q_.avail_event(), now, kicked_idx_);
-    kicked_idx_ = now;
-    return need;
-  }
-
- private:
-  const GuestMemory& mem_;
-  DriverQueue q_;
-  QueueConfig config_;
-  uint16_t last_used_ = 0;
-  uint16_t kicked_idx_ = 0;
-};
 
 // Guest-physical layout: queue q's rings at q * 64 KiB (descriptors, avail
 // at +16 KiB, used at +20 KiB: room for 1024 entries), the set-up request's
@@ -1393,20 +1200,11 @@ void bench_create(const Options& o, const Scratch& s) {
 // ---------------------------------------------------------------------------
 
 void print_host(const std::string& dir) {
-  utsname u{};
-  ::uname(&u);
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  const int usable = ::sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed) : -1;
-  std::printf("host: %s %s, %u CPUs, this process may run on %d of them; scratch in %s (%s)\n", u.sysname, u.release,
-              std::thread::hardware_concurrency(), usable, dir.c_str(), fs_type(dir).c_str());
+  std::printf("host: %s, this process may run on %d of them; scratch in %s (%s)\n", host_summary().c_str(),
+              usable_cpus(), dir.c_str(), fs_type(dir).c_str());
   if (const std::string note = ext4_journal_note(dir); !note.empty()) std::printf("      %s\n", note.c_str());
-  std::ifstream loadavg("/proc/loadavg");
-  std::string l1, l5, l15;
-  if (loadavg >> l1 >> l5 >> l15)
-    std::printf("      load average %s %s %s (figures are noisy when the host is busy)\n", l1.c_str(), l5.c_str(),
-                l15.c_str());
-  if (::access("/sys/module/kvm_pvm", F_OK) == 0)
+  print_load_average("figures");
+  if (pvm_host())
     std::printf("      kvm_pvm loaded: this host is itself a PVM guest; its system calls, context switches and\n"
                 "      wake-ups of an idle CPU cost more than on bare metal, on both sides of each comparison\n");
 }

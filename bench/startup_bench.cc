@@ -18,7 +18,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "devices/bus.h"
 #include "vmm/vm.h"
 #include "vmm/vm_config.h"
@@ -46,7 +46,7 @@ extern char** environ;
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using namespace skiff::bench;
 
 constexpr uint16_t kProbePort = 0xf4;      // first_out.elf writes here first
 constexpr double kSetupBudgetMs = 3.0;      // DESIGN.md 7: create call -> first vCPU entry
@@ -70,7 +70,7 @@ Stats stats(std::vector<double> v) {
   s.n = v.size();
   s.min = v.front();
   s.max = v.back();
-  s.median = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  s.median = median(v);
   return s;
 }
 
@@ -106,41 +106,18 @@ void usage(const char* argv0) {
 }
 
 bool parse_options(int argc, char** argv, Options& o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    auto number = [&](long lo) -> long {
-      std::string v = value();
-      char* end = nullptr;
-      long n = std::strtol(v.c_str(), &end, 10);
-      if (v.empty() || *end || n < lo) {
-        std::fprintf(stderr, "%s: bad value '%s'\n", a.c_str(), v.c_str());
-        std::exit(2);
-      }
-      return n;
-    };
-    if (a == "--runs") o.runs = static_cast<int>(number(1));
-    else if (a == "--memory") o.memory_mib = static_cast<uint64_t>(number(4));
-    else if (a == "--skiff") o.skiff = value();
-    else if (a == "--first-out") o.first_out = value();
-    else if (a == "--first-reset") o.first_reset = value();
-    else if (a == "--first-serial") o.first_serial = value();
-    else if (a == "--qemu") o.qemu = value();
-    else if (a == "--settle-ms") o.settle_ms = static_cast<int>(number(0));
-    else if (a == "-h" || a == "--help") {
-      usage(argv[0]);
-      std::exit(0);
-    } else {
-      std::fprintf(stderr, "unknown argument '%s'\n", a.c_str());
-      usage(argv[0]);
-      return false;
-    }
+  Args args(argc, argv);
+  while (args.next()) {
+    const std::string& a = args.flag();
+    if (a == "--runs") o.runs = static_cast<int>(args.number(1));
+    else if (a == "--memory") o.memory_mib = static_cast<uint64_t>(args.number(4));
+    else if (a == "--skiff") o.skiff = args.value();
+    else if (a == "--first-out") o.first_out = args.value();
+    else if (a == "--first-reset") o.first_reset = args.value();
+    else if (a == "--first-serial") o.first_serial = args.value();
+    else if (a == "--qemu") o.qemu = args.value();
+    else if (a == "--settle-ms") o.settle_ms = static_cast<int>(args.number(0));
+    else return args.help_or_unknown(usage);
   }
   return true;
 }
@@ -748,19 +725,12 @@ void bench_memory(const Options& o, const std::optional<QemuChoice>& qemu) {
 }
 
 void print_host() {
-  utsname u{};
-  ::uname(&u);
   std::string kvm;
   for (const char* m : {"kvm", "kvm_intel", "kvm_amd", "kvm_pvm"})
     if (::access((std::string("/sys/module/") + m).c_str(), F_OK) == 0) kvm += std::string(kvm.empty() ? "" : " ") + m;
-  std::printf("host: %s %s, %u CPUs, KVM modules: %s\n", u.sysname, u.release, std::thread::hardware_concurrency(),
-              kvm.empty() ? "none" : kvm.c_str());
-  std::ifstream loadavg("/proc/loadavg");
-  std::string l1, l5, l15;
-  if (loadavg >> l1 >> l5 >> l15)
-    std::printf("      load average %s %s %s (timings are noisy when the host is busy)\n", l1.c_str(), l5.c_str(),
-                l15.c_str());
-  if (::access("/sys/module/kvm_pvm", F_OK) == 0)
+  std::printf("host: %s, KVM modules: %s\n", host_summary().c_str(), kvm.empty() ? "none" : kvm.c_str());
+  print_load_average("timings");
+  if (pvm_host())
     std::printf("      kvm_pvm: PVM is software-assisted KVM; each VM exit costs ~10 us, far more than hardware KVM\n");
 }
 

@@ -20,14 +20,8 @@
 // These figures are the device models and their back ends.
 #include <fcntl.h>
 #include <liburing.h>
-#include <poll.h>
-#include <sched.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,7 +31,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -46,8 +39,8 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_support.h"
 #include "virtio/blk/blk_device.h"
-#include "virtio/testing/driver_queue.h"
 #include "virtio/virtqueue.h"
 #include "virtio/vsock/vsock_device.h"
 #include "vmm/guest_memory.h"
@@ -56,52 +49,15 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using skiff::GuestAddress;
 using skiff::GuestMemory;
 using skiff::UniqueFd;
 using namespace skiff::virtio;
-using skiff::virtio::testing::DriverQueue;
+using namespace skiff::bench;
 
 constexpr double kBlkTargetRatio = 0.90;  // DESIGN.md 7: >= 90 % of host IOPS
 constexpr uint64_t kBlock = 4096;
 constexpr uint64_t kMiB = 1 << 20;
-
-// CPU time of every thread of this process (io_uring's io-wq workers
-// included): what an I/O costs, whatever else the host is running.
-double process_cpu_seconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-double seconds_between(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-[[noreturn]] void die(const std::string& what) {
-  std::fprintf(stderr, "skiff_bench_virtio: %s\n", what.c_str());
-  std::exit(1);
-}
-
-[[noreturn]] void die_errno(const std::string& what) { die(what + ": " + std::strerror(errno)); }
-
-// xorshift64*: cheap enough that choosing an offset costs nothing beside the
-// I/O, and the same sequence family on both sides of the comparison.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : s_(seed ? seed : 0x9e3779b97f4a7c15ull) {}
-  uint64_t next() {
-    s_ ^= s_ >> 12;
-    s_ ^= s_ << 25;
-    s_ ^= s_ >> 27;
-    return s_ * 0x2545f4914f6cdd1dull;
-  }
-  uint64_t below(uint64_t n) { return next() % n; }
-
- private:
-  uint64_t s_;
-};
 
 // ---------------------------------------------------------------------------
 // Options
@@ -150,46 +106,20 @@ void usage(const char* argv0) {
 }
 
 bool parse_options(int argc, char** argv, Options& o) {
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", a.c_str());
-        std::exit(2);
-      }
-      return argv[++i];
-    };
-    auto number = [&](long lo, long hi) -> long {
-      std::string v = value();
-      char* end = nullptr;
-      long n = std::strtol(v.c_str(), &end, 10);
-      if (v.empty() || *end || n < lo || n > hi) {
-        std::fprintf(stderr, "%s: bad value '%s' (%ld..%ld)\n", a.c_str(), v.c_str(), lo, hi);
-        std::exit(2);
-      }
-      return n;
-    };
-    auto real = [&](double lo) -> double {
-      std::string v = value();
-      char* end = nullptr;
-      double d = std::strtod(v.c_str(), &end);
-      if (v.empty() || *end || d < lo) {
-        std::fprintf(stderr, "%s: bad value '%s'\n", a.c_str(), v.c_str());
-        std::exit(2);
-      }
-      return d;
-    };
-    if (a == "--size-mib") o.size_mib = static_cast<uint64_t>(number(1, 1 << 20));
-    else if (a == "--queues") o.queues = static_cast<unsigned>(number(1, 64));
+  Args args(argc, argv);
+  while (args.next()) {
+    const std::string& a = args.flag();
+    if (a == "--size-mib") o.size_mib = static_cast<uint64_t>(args.number(1, 1 << 20));
+    else if (a == "--queues") o.queues = static_cast<unsigned>(args.number(1, 64));
     // Three descriptors a request in a 256-entry ring.
-    else if (a == "--depth") o.depth = static_cast<unsigned>(number(1, 85));
-    else if (a == "--seconds") o.seconds = real(0.01);
-    else if (a == "--rounds") o.rounds = static_cast<unsigned>(number(1, 1000));
-    else if (a == "--warmup") o.warmup = real(0);
-    else if (a == "--threads") o.threads = static_cast<unsigned>(number(1, 256));
-    else if (a == "--dir") o.dir = value();
+    else if (a == "--depth") o.depth = static_cast<unsigned>(args.number(1, 85));
+    else if (a == "--seconds") o.seconds = args.real(0.01);
+    else if (a == "--rounds") o.rounds = static_cast<unsigned>(args.number(1, 1000));
+    else if (a == "--warmup") o.warmup = args.real(0);
+    else if (a == "--threads") o.threads = static_cast<unsigned>(args.number(1, 256));
+    else if (a == "--dir") o.dir = args.value();
     else if (a == "--only") {
-      const std::string v = value();
+      const std::string v = args.value();
       if (v != "blk" && v != "vsock") {
         std::fprintf(stderr, "--only: blk or vsock\n");
         return false;
@@ -197,7 +127,7 @@ bool parse_options(int argc, char** argv, Options& o) {
       o.blk = v == "blk";
       o.vsock = v == "vsock";
     } else if (a == "--mode") {
-      const std::string v = value();
+      const std::string v = args.value();
       if (v != "read" && v != "write") {
         std::fprintf(stderr, "--mode: read or write\n");
         return false;
@@ -205,7 +135,7 @@ bool parse_options(int argc, char** argv, Options& o) {
       o.reads = v == "read";
       o.writes = v == "write";
     } else if (a == "--backend") {
-      const std::string v = value();
+      const std::string v = args.value();
       if (v != "host" && v != "io_uring" && v != "thread-pool") {
         std::fprintf(stderr, "--backend: host, io_uring or thread-pool\n");
         return false;
@@ -213,121 +143,19 @@ bool parse_options(int argc, char** argv, Options& o) {
       o.host = v == "host";
       o.io_uring = v == "io_uring";
       o.pool = v == "thread-pool";
-    } else if (a == "--vsock-seconds") o.vsock_seconds = real(0.01);
-    else if (a == "--vsock-chunk") o.vsock_chunk = static_cast<uint32_t>(number(1, 16 * kMiB));
+    } else if (a == "--vsock-seconds") o.vsock_seconds = args.real(0.01);
+    else if (a == "--vsock-chunk") o.vsock_chunk = static_cast<uint32_t>(args.number(1, 16 * kMiB));
     else if (a == "--vsock-rx-buf")
-      o.vsock_rx_buf = static_cast<uint32_t>(number(1, kVsockMaxPayload));
-    else if (a == "--vsock-rx-bufs") o.vsock_rx_bufs = static_cast<unsigned>(number(1, 256));
-    else if (a == "--round-trips") o.round_trips = static_cast<unsigned>(number(1, 10000000));
-    else if (a == "-h" || a == "--help") {
-      usage(argv[0]);
-      std::exit(0);
-    } else {
-      std::fprintf(stderr, "unknown argument '%s'\n", a.c_str());
-      usage(argv[0]);
-      return false;
-    }
+      o.vsock_rx_buf = static_cast<uint32_t>(args.number(1, kVsockMaxPayload));
+    else if (a == "--vsock-rx-bufs") o.vsock_rx_bufs = static_cast<unsigned>(args.number(1, 256));
+    else if (a == "--round-trips") o.round_trips = static_cast<unsigned>(args.number(1, 10000000));
+    else return args.help_or_unknown(usage);
   }
   return true;
 }
 
 // ---------------------------------------------------------------------------
 // Driver-side helpers shared by both devices
-
-// The device's interrupt as the guest sees it: an eventfd (as the irqfd the
-// VMM uses) that the driver blocks on, so the back end's threads get the CPU
-// while the guest waits.
-class EventInterrupt : public DeviceInterrupt {
- public:
-  EventInterrupt() : fd_(::eventfd(0, EFD_CLOEXEC)) {
-    if (!fd_) die_errno("eventfd");
-  }
-  void used_buffers() override {
-    const uint64_t one = 1;
-    [[maybe_unused]] const ssize_t n = ::write(fd_.get(), &one, sizeof one);
-    count_.fetch_add(1, std::memory_order_relaxed);
-  }
-  void config_changed() override {}
-  // Blocks until at least one interrupt came since the last wait.
-  void wait() {
-    uint64_t v;
-    while (::read(fd_.get(), &v, sizeof v) < 0 && errno == EINTR) {
-    }
-  }
-  // Like wait(), but gives up after `timeout_ms`; false if nothing came.
-  bool wait_for(int timeout_ms);
-  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
-
- private:
-  UniqueFd fd_;
-  std::atomic<uint64_t> count_{0};
-};
-
-bool EventInterrupt::wait_for(int timeout_ms) {
-  pollfd p{fd_.get(), POLLIN, 0};
-  int r;
-  do r = ::poll(&p, 1, timeout_ms);
-  while (r < 0 && errno == EINTR);
-  if (r <= 0) return false;
-  wait();
-  return true;
-}
-
-// vring_need_event (virtio 1.2, 2.7.7.2): whether moving an index from
-// `old_idx` to `new_idx` crosses the other side's `event`.
-bool need_event(uint16_t event, uint16_t new_idx, uint16_t old_idx) {
-  return static_cast<uint16_t>(new_idx - event - 1) < static_cast<uint16_t>(new_idx - old_idx);
-}
-
-// One split virtqueue from the driver's side, with EVENT_IDX, over
-// DriverQueue's raw ring access: descriptors are laid out once and reused
-// (as a guest driver's fixed request slots), so the driver's own cost per
-// request is a header write and an avail entry, as in a real guest.
-class DriverRing {
- public:
-  DriverRing(const GuestMemory& mem, QueueConfig config)
-      : mem_(mem), q_(mem, config, GuestAddress(0), 0), config_(config) {}
-
-  const QueueConfig& config() const { return config_; }
-  void desc(uint16_t index, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next = 0) {
-    q_.raw_desc(index, RawDescriptor{addr, len, flags, next});
-  }
-  // Adds `head` to the avail ring (published by the release fence inside).
-  void push(uint16_t head) { q_.push_avail(head); }
-  std::optional<UsedElem> next_used() {
-    auto u = q_.next_used();
-    if (u) ++last_used_;
-    return u;
-  }
-  // Re-enables the used-buffer interrupt (used_event = what we have seen);
-  // true when more used entries arrived meanwhile, which the device may not
-  // have signalled: the caller reaps again.
-  bool enable_interrupt_and_check() {
-    q_.set_used_event(last_used_);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    return mem_.read_obj<uint16_t>(config_.used.unchecked_add(2)) != last_used_;
-  }
-  // Moves used_event far ahead: no interrupt for this queue (the driver
-  // reclaims its buffers itself).
-  void suppress_interrupt() { q_.set_used_event(static_cast<uint16_t>(last_used_ + 0x8000)); }
-  // Whether the device asked to be kicked for what was pushed since the last
-  // kick (EVENT_IDX avail_event); resets the mark.
-  bool kick_needed() {
-    const uint16_t now = q_.avail_idx();
-    if (now == kicked_idx_) return false;
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    const bool need = need_event(q_.avail_event(), now, kicked_idx_);
-    kicked_idx_ = now;
-    return need;
-  }
-
- private:
-  const GuestMemory& mem_;
-  DriverQueue q_;
-  QueueConfig config_;
-  uint16_t last_used_ = 0;
-  uint16_t kicked_idx_ = 0;
-};
 
 // One queue of `size` <= 256 entries at `base`: descriptor table, avail ring
 // and used ring 4 KiB apart, EVENT_IDX negotiated (as a Linux guest does).
@@ -366,24 +194,8 @@ class BenchFile {
     warm();
   }
 
-  // Reads every page and returns the share that is resident (mincore).
-  double warm() const {
-    std::vector<uint8_t> chunk(kMiB);
-    for (uint64_t off = 0; off < bytes_; off += chunk.size())
-      if (::pread(fd_.get(), chunk.data(), chunk.size(), static_cast<off_t>(off)) < 0) die_errno("pre-read");
-    void* map = ::mmap(nullptr, bytes_, PROT_READ, MAP_SHARED, fd_.get(), 0);
-    if (map == MAP_FAILED) return -1;
-    const uint64_t pages = (bytes_ + 4095) / 4096;
-    std::vector<unsigned char> vec(pages);
-    double share = -1;
-    if (::mincore(map, bytes_, vec.data()) == 0) {
-      uint64_t in = 0;
-      for (unsigned char b : vec) in += b & 1;
-      share = static_cast<double>(in) / static_cast<double>(pages);
-    }
-    ::munmap(map, bytes_);
-    return share;
-  }
+  // The share of the file resident in the page cache after reading it all.
+  double warm() const { return warm_page_cache(fd_.get(), bytes_); }
 
   int fd() const { return fd_.get(); }
   const std::string& path() const { return path_; }
@@ -395,23 +207,6 @@ class BenchFile {
   uint64_t bytes_;
   std::string path_, made_in_;
 };
-
-std::string fs_type(const std::string& dir) {
-  struct statfs s {};
-  if (::statfs(dir.c_str(), &s) != 0) return "?";
-  switch (static_cast<unsigned long>(s.f_type)) {
-    case 0xEF53: return "ext4";
-    case 0x58465342: return "xfs";
-    case 0x9123683E: return "btrfs";
-    case 0x01021994: return "tmpfs";
-    case 0x794c7630: return "overlayfs";
-    default: {
-      char b[32];
-      std::snprintf(b, sizeof b, "fs 0x%lx", static_cast<unsigned long>(s.f_type));
-      return b;
-    }
-  }
-}
 
 struct IoResult {
   uint64_t ios = 0;       // completed inside the measured window
@@ -633,12 +428,6 @@ IoResult skiff_blk(const BenchFile& file, BlockBackendKind backend, bool write, 
   }
   dev->reset();
   return r;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
 void bench_blk(const Options& o) {
@@ -1191,19 +980,9 @@ void bench_vsock(const Options& o) {
 // ---------------------------------------------------------------------------
 
 void print_host() {
-  utsname u{};
-  ::uname(&u);
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  const int usable = ::sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed) : -1;
-  std::printf("host: %s %s, %u CPUs, this process may run on %d of them\n", u.sysname, u.release,
-              std::thread::hardware_concurrency(), usable);
-  std::ifstream loadavg("/proc/loadavg");
-  std::string l1, l5, l15;
-  if (loadavg >> l1 >> l5 >> l15)
-    std::printf("      load average %s %s %s (figures are noisy when the host is busy)\n", l1.c_str(), l5.c_str(),
-                l15.c_str());
-  if (::access("/sys/module/kvm_pvm", F_OK) == 0)
+  std::printf("host: %s, this process may run on %d of them\n", host_summary().c_str(), usable_cpus());
+  print_load_average("figures");
+  if (pvm_host())
     std::printf("      kvm_pvm loaded: this host is itself a PVM guest; its system calls, context switches and\n"
                 "      above all wake-ups of an idle CPU cost more than on bare metal, on both sides of each comparison\n");
 }
