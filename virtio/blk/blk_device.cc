@@ -38,6 +38,10 @@ static_assert(offsetof(virtio_blk_config, num_queues) == 34);
 static_assert(offsetof(virtio_blk_config, max_discard_sectors) == 36);
 static_assert(offsetof(virtio_blk_config, write_zeroes_may_unmap) == 56);
 
+// Slots queue_notify moves off the shared free list per lock: one lock per
+// request would be a visible share of a page-cached read.
+constexpr size_t kSlotsTakenAtOnce = 16;
+
 // [sector, sector + count) lies inside a disk of `capacity` sectors.
 bool in_range(uint64_t sector, uint64_t count, uint64_t capacity) {
   return count <= capacity && sector <= capacity - count;
@@ -67,23 +71,35 @@ BlockDevice::BlockDevice(const GuestMemory& mem, BlockConfig config) : mem_(mem)
   }
   capacity_ = bytes / kSectorSize;  // a partial last sector is not exposed
 
-  const unsigned entries = 4u * qs * static_cast<unsigned>(config_.queues);
+  const unsigned inflight = std::min(
+      config_.max_inflight ? config_.max_inflight : 4u * qs * static_cast<unsigned>(config_.queues), 4096u);
+  slot_count_ = inflight;
+  slots_ = std::make_unique<Slot[]>(slot_count_);
+  batch_.reserve(slot_count_);
+  spare_slots_.reserve(kSlotsTakenAtOnce);
+  free_slots_.reserve(slot_count_);
+  for (uint32_t i = 0; i < slot_count_; ++i) {
+    slots_[i].io.tag = i;
+    free_slots_.push_back(i);
+  }
+
+  BlockCompletionSink& sink = *this;
   switch (config_.backend) {
     case BlockBackendKind::kIoUring:
-      backend_ = make_io_uring_backend(fd_.get(), std::min(entries, 4096u));
+      backend_ = make_io_uring_backend(fd_.get(), inflight, sink);
       break;
     case BlockBackendKind::kAuto:
       try {
-        backend_ = make_io_uring_backend(fd_.get(), std::min(entries, 4096u));
+        backend_ = make_io_uring_backend(fd_.get(), inflight, sink);
       } catch (const std::system_error&) {
-        backend_ = make_thread_pool_backend(fd_.get(), std::max(1u, config_.threads));
+        backend_ = make_thread_pool_backend(fd_.get(), std::max(1u, config_.threads), sink);
       }
       break;
     case BlockBackendKind::kThreadPool:
-      backend_ = make_thread_pool_backend(fd_.get(), std::max(1u, config_.threads));
+      backend_ = make_thread_pool_backend(fd_.get(), std::max(1u, config_.threads), sink);
       break;
     case BlockBackendKind::kInline:
-      backend_ = make_thread_pool_backend(fd_.get(), 0);
+      backend_ = make_thread_pool_backend(fd_.get(), 0, sink);
       break;
   }
 }
@@ -158,17 +174,45 @@ void BlockDevice::queue_notify(size_t queue) {
       chain = q.vq->pop();
     }
     if (!chain) break;
+    process(queue, std::move(*chain));
+  }
+  submit_batch();
+  if (!spare_slots_.empty()) {
     {
       std::lock_guard ilock(inflight_mu_);
-      ++inflight_;
+      free_slots_.insert(free_slots_.end(), spare_slots_.begin(), spare_slots_.end());
     }
-    process(queue, std::move(*chain));
+    spare_slots_.clear();
+    inflight_cv_.notify_all();
   }
 }
 
-std::vector<iovec> BlockDevice::iovecs(const DescriptorChain& chain, bool writable, uint64_t offset,
-                                       uint64_t len) const {
-  std::vector<iovec> out;
+void BlockDevice::submit_batch() {
+  if (batch_.empty()) return;
+  backend_->submit(batch_);
+  batch_.clear();
+}
+
+BlockDevice::Slot& BlockDevice::take_slot() {
+  if (spare_slots_.empty()) {
+    std::unique_lock lock(inflight_mu_);
+    if (free_slots_.empty()) {
+      lock.unlock();
+      submit_batch();  // held back, these would never free a slot
+      lock.lock();
+      inflight_cv_.wait(lock, [this] { return !free_slots_.empty(); });
+    }
+    const size_t n = std::min(free_slots_.size(), kSlotsTakenAtOnce);
+    spare_slots_.assign(free_slots_.end() - static_cast<std::ptrdiff_t>(n), free_slots_.end());
+    free_slots_.resize(free_slots_.size() - n);
+  }
+  const uint32_t i = spare_slots_.back();
+  spare_slots_.pop_back();
+  return slots_[i];
+}
+
+void BlockDevice::append_iovecs(std::vector<iovec>& out, const DescriptorChain& chain, bool writable,
+                                uint64_t offset, uint64_t len) const {
   const uint64_t end = offset + len;
   uint64_t pos = 0;
   for (const auto& d : chain.descriptors) {
@@ -180,7 +224,6 @@ std::vector<iovec> BlockDevice::iovecs(const DescriptorChain& chain, bool writab
     const auto span = mem_.slice(d.addr, d.len).subspan(lo - s, hi - lo);
     out.push_back(iovec{span.data(), span.size()});
   }
-  return out;
 }
 
 void BlockDevice::process(size_t q, DescriptorChain chain) {
@@ -192,65 +235,119 @@ void BlockDevice::process(size_t q, DescriptorChain chain) {
   const Virtqueue& vq = *queues_[q]->vq;
 
   RequestHeader hdr{};
-  if (readable < sizeof(hdr)) return complete(q, chain, kBlkSIoErr, 1);
+  if (readable < sizeof(hdr)) return complete_now(q, chain, kBlkSIoErr, 1);
   vq.read_from(chain, 0, std::span(reinterpret_cast<uint8_t*>(&hdr), sizeof(hdr)));
 
-  BlockRequest req;
-  uint32_t ok_written = 1;
+  // Checked before a slot is taken, so that requests that fail here never
+  // wait for one.
+  BlockRequest::Op op;
+  uint64_t len = 0;  // read/write: data bytes
+  uint64_t ranges[kBlkMaxDiscardSegments][2];  // discard/write-zeroes as validated: {offset, length}
+  size_t nranges = 0;
   switch (hdr.type) {
     case kBlkTIn:
     case kBlkTOut: {
       const bool is_write = hdr.type == kBlkTOut;
-      if (is_write && config_.read_only) return complete(q, chain, kBlkSIoErr, 1);
-      const uint64_t len = is_write ? readable - sizeof(hdr) : data_in;
+      if (is_write && config_.read_only) return complete_now(q, chain, kBlkSIoErr, 1);
+      len = is_write ? readable - sizeof(hdr) : data_in;
       if (len % kSectorSize != 0 || !in_range(hdr.sector, len / kSectorSize, capacity_))
-        return complete(q, chain, kBlkSIoErr, 1);
-      req.op = is_write ? BlockRequest::Op::kWrite : BlockRequest::Op::kRead;
-      req.offset = hdr.sector * kSectorSize;
-      req.iov = is_write ? iovecs(chain, false, sizeof(hdr), len) : iovecs(chain, true, 0, len);
-      if (!is_write) ok_written = static_cast<uint32_t>(len + 1);
+        return complete_now(q, chain, kBlkSIoErr, 1);
+      op = is_write ? BlockRequest::Op::kWrite : BlockRequest::Op::kRead;
       break;
     }
     case kBlkTFlush:
-      req.op = BlockRequest::Op::kFlush;
+      op = BlockRequest::Op::kFlush;
       break;
     case kBlkTGetId: {
       uint8_t id[kBlkIdBytes] = {};
       std::memcpy(id, config_.serial.data(), std::min(config_.serial.size(), kBlkIdBytes));
       const size_t n = static_cast<size_t>(std::min<uint64_t>(data_in, kBlkIdBytes));
       vq.write_to(chain, 0, std::span<const uint8_t>(id, n));
-      return complete(q, chain, kBlkSOk, static_cast<uint32_t>(n + 1));
+      return complete_now(q, chain, kBlkSOk, static_cast<uint32_t>(n + 1));
     }
     case kBlkTDiscard:
     case kBlkTWriteZeroes: {
       const bool discard = hdr.type == kBlkTDiscard;
-      if (config_.read_only) return complete(q, chain, kBlkSIoErr, 1);
+      if (config_.read_only) return complete_now(q, chain, kBlkSIoErr, 1);
       const uint64_t bytes = readable - sizeof(hdr);
       if (bytes == 0 || bytes % sizeof(Segment) != 0 || bytes / sizeof(Segment) > kBlkMaxDiscardSegments)
-        return complete(q, chain, kBlkSIoErr, 1);
+        return complete_now(q, chain, kBlkSIoErr, 1);
       for (uint64_t off = sizeof(hdr); off < readable; off += sizeof(Segment)) {
         Segment seg{};
         vq.read_from(chain, off, std::span(reinterpret_cast<uint8_t*>(&seg), sizeof(seg)));
         const uint32_t allowed_flags = discard ? 0 : kBlkWriteZeroesUnmap;
-        if (seg.flags & ~allowed_flags) return complete(q, chain, kBlkSUnsupp, 1);
+        if (seg.flags & ~allowed_flags) return complete_now(q, chain, kBlkSUnsupp, 1);
         if (seg.num_sectors > kBlkMaxDiscardSectors || !in_range(seg.sector, seg.num_sectors, capacity_))
-          return complete(q, chain, kBlkSIoErr, 1);
-        req.ranges.emplace_back(seg.sector * kSectorSize, uint64_t{seg.num_sectors} * kSectorSize);
+          return complete_now(q, chain, kBlkSIoErr, 1);
+        ranges[nranges][0] = seg.sector * kSectorSize;
+        ranges[nranges++][1] = uint64_t{seg.num_sectors} * kSectorSize;
       }
-      req.op = discard ? BlockRequest::Op::kDiscard : BlockRequest::Op::kWriteZeroes;
+      op = discard ? BlockRequest::Op::kDiscard : BlockRequest::Op::kWriteZeroes;
       break;
     }
     default:
-      return complete(q, chain, kBlkSUnsupp, 1);
+      return complete_now(q, chain, kBlkSUnsupp, 1);
   }
 
-  auto owned = std::make_shared<DescriptorChain>(std::move(chain));
-  backend_->submit(std::move(req), [this, q, owned, ok_written](int result) {
-    complete(q, *owned, result == 0 ? kBlkSOk : kBlkSIoErr, result == 0 ? ok_written : 1);
-  });
+  Slot& slot = take_slot();
+  BlockRequest& req = slot.io;
+  req.op = op;
+  req.offset = hdr.sector * kSectorSize;
+  req.iov.clear();  // keeps its capacity: no allocation once the slot has been used
+  req.ranges.clear();
+  slot.ok_written = 1;
+  switch (op) {
+    case BlockRequest::Op::kRead:
+      append_iovecs(req.iov, chain, true, 0, len);
+      slot.ok_written = static_cast<uint32_t>(len + 1);
+      break;
+    case BlockRequest::Op::kWrite:
+      append_iovecs(req.iov, chain, false, sizeof(hdr), len);
+      break;
+    case BlockRequest::Op::kFlush:
+      break;
+    case BlockRequest::Op::kDiscard:
+    case BlockRequest::Op::kWriteZeroes:
+      for (size_t i = 0; i < nranges; ++i) req.ranges.emplace_back(ranges[i][0], ranges[i][1]);
+      break;
+  }
+  slot.status = status_byte(chain);
+  slot.head = chain.head;
+  slot.queue = static_cast<uint16_t>(q);
+  batch_.push_back(&req);
 }
 
-void BlockDevice::complete(size_t q, const DescriptorChain& chain, uint8_t status, uint32_t written) {
+uint8_t* BlockDevice::status_byte(const DescriptorChain& chain) const {
+  for (auto it = chain.descriptors.rbegin(); it != chain.descriptors.rend(); ++it)
+    if (it->write && it->len > 0) return mem_.slice(it->addr, it->len).data() + (it->len - 1);
+  return nullptr;  // unreachable: callers checked writable_bytes() > 0
+}
+
+void BlockDevice::complete(std::span<const BlockResult> results) {
+  uint64_t queues = 0;  // at most 64 queues (checked in the constructor)
+  for (const BlockResult& r : results) queues |= uint64_t{1} << slots_[r.tag].queue;
+  bool notify = false;
+  for (size_t q = 0; queues; ++q, queues >>= 1) {
+    if (!(queues & 1)) continue;
+    Queue& queue = *queues_[q];
+    std::lock_guard lock(queue.mu);
+    for (const BlockResult& r : results) {
+      const Slot& slot = slots_[r.tag];
+      if (size_t{slot.queue} != q) continue;
+      *slot.status = r.result == 0 ? kBlkSOk : kBlkSIoErr;
+      queue.vq->add_used(slot.head, r.result == 0 ? slot.ok_written : 1);
+    }
+    notify |= queue.vq->needs_notification();
+  }
+  if (notify && interrupt_) interrupt_->used_buffers();
+  {
+    std::lock_guard lock(inflight_mu_);
+    for (const BlockResult& r : results) free_slots_.push_back(r.tag);
+  }
+  inflight_cv_.notify_all();
+}
+
+void BlockDevice::complete_now(size_t q, const DescriptorChain& chain, uint8_t status, uint32_t written) {
   Queue& queue = *queues_[q];
   bool notify;
   {
@@ -259,7 +356,7 @@ void BlockDevice::complete(size_t q, const DescriptorChain& chain, uint8_t statu
     queue.vq->add_used(chain.head, written);
     notify = queue.vq->needs_notification();
   }
-  finish_one(q, notify);
+  if (notify && interrupt_) interrupt_->used_buffers();
 }
 
 void BlockDevice::complete_bad(size_t q, uint16_t head) {
@@ -270,21 +367,12 @@ void BlockDevice::complete_bad(size_t q, uint16_t head) {
     queue.vq->add_used(head, 0);
     notify = queue.vq->needs_notification();
   }
-  finish_one(q, notify);
-}
-
-void BlockDevice::finish_one(size_t, bool notify) {
   if (notify && interrupt_) interrupt_->used_buffers();
-  {
-    std::lock_guard lock(inflight_mu_);
-    --inflight_;
-  }
-  inflight_cv_.notify_all();
 }
 
 void BlockDevice::drain() {
   std::unique_lock lock(inflight_mu_);
-  inflight_cv_.wait(lock, [this] { return inflight_ == 0; });
+  inflight_cv_.wait(lock, [this] { return free_slots_.size() == slot_count_; });
 }
 
 void BlockDevice::reset() {

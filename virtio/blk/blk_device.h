@@ -3,11 +3,19 @@
 //
 // Threading: queue_notify() runs on the caller's (vCPU) thread: it pops every
 // available chain under that queue's mutex, parses it, and hands the I/O to a
-// BlockBackend without holding any lock. Completions may arrive on a backend
-// thread (or inline); each takes the queue's mutex to write the status byte,
-// add_used() and ask needs_notification(), then injects the interrupt outside
-// the lock. reset() stops new work, waits for every in-flight request to
-// complete, then drops the queues.
+// BlockBackend without holding any lock, the whole kick as one batch (one
+// io_uring_enter). Results arrive in batches on a backend thread or on the
+// kicking thread itself (inline, or io_uring reads the kernel finished at
+// once); for each queue in a batch the queue's mutex is taken once to write
+// the status bytes, add_used() and ask needs_notification(), and the
+// interrupt is injected at most once per batch, outside the lock. reset()
+// stops new work, waits for every in-flight request to complete, then drops
+// the queues.
+//
+// Each request in flight lives in one of a fixed set of slots made with the
+// device (BlockConfig::max_inflight of them): the backend refers to it until
+// it reports the result, and nothing is allocated per request. A kick that
+// finds every slot taken submits what it has and waits for a completion.
 //
 // Data moves straight between the file and guest RAM: each descriptor range
 // (already validated by the Virtqueue) becomes an iovec via GuestMemory::slice.
@@ -15,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -74,9 +83,12 @@ struct BlockConfig {
   // empty (production). The fuzzer bounds it: with inline completions a
   // hostile ring layout can feed the device's own writes back as new requests.
   size_t max_chains_per_notify = 0;
+  // Requests handed to the backend at once, across queues (the io_uring
+  // ring's size); 0: 4 x queue_size x queues, at most 4096.
+  unsigned max_inflight = 0;
 };
 
-class BlockDevice : public VirtioDevice {
+class BlockDevice : public VirtioDevice, private BlockCompletionSink {
  public:
   // Opens the image; throws std::system_error ("open disk /x: ...") or
   // std::invalid_argument (bad config, not a regular file or block device).
@@ -104,17 +116,33 @@ class BlockDevice : public VirtioDevice {
     std::mutex mu;
     std::unique_ptr<Virtqueue> vq;
   };
+  // A request in the backend's hands (its `io.tag` is its slot index).
+  struct Slot {
+    BlockRequest io;
+    uint8_t* status = nullptr;  // the chain's last writable byte, in guest RAM
+    uint32_t ok_written = 0;    // used length on success
+    uint16_t head = 0;
+    uint16_t queue = 0;
+  };
   // Parses and submits (or completes) one chain.
   void process(size_t q, DescriptorChain chain);
+  // Backend results: status bytes, used elements, one interrupt.
+  void complete(std::span<const BlockResult> results) override;
   // Writes `status` to the chain's last writable byte, add_used(written),
-  // notifies if needed, and retires one in-flight request.
-  void complete(size_t q, const DescriptorChain& chain, uint8_t status, uint32_t written);
+  // and notifies if needed (requests that never reach the backend).
+  void complete_now(size_t q, const DescriptorChain& chain, uint8_t status, uint32_t written);
   // add_used(head, 0) for chains without a status byte.
   void complete_bad(size_t q, uint16_t head);
-  void finish_one(size_t q, bool notify);
-  // iovecs over the readable (write=false) or writable descriptors, bytes
-  // [offset, offset+len) of that side.
-  std::vector<iovec> iovecs(const DescriptorChain& chain, bool writable, uint64_t offset, uint64_t len) const;
+  // Host address of the chain's status byte (its last writable byte).
+  uint8_t* status_byte(const DescriptorChain& chain) const;
+  // A free slot; waits for one when all are taken.
+  Slot& take_slot();
+  // Hands batch_ to the backend.
+  void submit_batch();
+  // Appends iovecs over the readable (write=false) or writable descriptors,
+  // bytes [offset, offset+len) of that side.
+  void append_iovecs(std::vector<iovec>& out, const DescriptorChain& chain, bool writable, uint64_t offset,
+                     uint64_t len) const;
   std::vector<uint8_t> config_space() const;
 
   const GuestMemory& mem_;
@@ -128,9 +156,15 @@ class BlockDevice : public VirtioDevice {
   std::vector<std::unique_ptr<Queue>> queues_;
   std::shared_ptr<DeviceInterrupt> interrupt_;
 
+  std::unique_ptr<Slot[]> slots_;
+  size_t slot_count_ = 0;
+  // queue_notify's own, under state_mu_: requests not yet submitted, and
+  // free slots taken a few at a time (returned when the kick is done).
+  std::vector<BlockRequest*> batch_;
+  std::vector<uint32_t> spare_slots_;
   std::mutex inflight_mu_;
-  std::condition_variable inflight_cv_;
-  uint64_t inflight_ = 0;
+  std::condition_variable inflight_cv_;  // a slot came free
+  std::vector<uint32_t> free_slots_;     // guarded by inflight_mu_
 };
 
 }  // namespace skiff::virtio

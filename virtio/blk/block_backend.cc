@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -26,26 +27,42 @@ void advance(std::vector<iovec>& iov, size_t done) {
   }
 }
 
-uint64_t iov_bytes(const std::vector<iovec>& iov) {
+uint64_t iov_bytes(std::span<const iovec> iov) {
   uint64_t n = 0;
   for (const auto& v : iov) n += v.iov_len;
   return n;
 }
 
-// Reads or writes all of `iov` at `offset`, retrying short transfers.
-int rw_full(int fd, bool write, std::vector<iovec> iov, uint64_t offset) {
-  iov.erase(std::remove_if(iov.begin(), iov.end(), [](const iovec& v) { return v.iov_len == 0; }), iov.end());
-  while (!iov.empty()) {
-    const int cnt = static_cast<int>(std::min<size_t>(iov.size(), IOV_MAX));
-    const ssize_t n = write ? ::pwritev(fd, iov.data(), cnt, static_cast<off_t>(offset))
-                            : ::preadv(fd, iov.data(), cnt, static_cast<off_t>(offset));
+// Reads or writes `iov` at `offset` from byte `done` on, retrying short
+// transfers. The copy of the list is only made once a transfer comes up
+// short (or exceeds IOV_MAX), which page-cached I/O almost never does.
+int rw_full(int fd, bool write, std::span<const iovec> iov, uint64_t offset, uint64_t done) {
+  if (done == 0 && iov.size() <= IOV_MAX) {
+    ssize_t n;
+    do {
+      n = write ? ::pwritev(fd, iov.data(), static_cast<int>(iov.size()), static_cast<off_t>(offset))
+                : ::preadv(fd, iov.data(), static_cast<int>(iov.size()), static_cast<off_t>(offset));
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return -errno;
+    done = static_cast<uint64_t>(n);
+    if (done == iov_bytes(iov)) return 0;
+  }
+  std::vector<iovec> rest(iov.begin(), iov.end());
+  advance(rest, static_cast<size_t>(done));
+  offset += done;
+  // Zero-length entries would make a transfer of 0 bytes look like EOF.
+  rest.erase(std::remove_if(rest.begin(), rest.end(), [](const iovec& v) { return v.iov_len == 0; }), rest.end());
+  while (!rest.empty()) {
+    const int cnt = static_cast<int>(std::min<size_t>(rest.size(), IOV_MAX));
+    const ssize_t n = write ? ::pwritev(fd, rest.data(), cnt, static_cast<off_t>(offset))
+                            : ::preadv(fd, rest.data(), cnt, static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
       return -errno;
     }
     if (n == 0) return -EIO;  // past the end of the file
     offset += static_cast<uint64_t>(n);
-    advance(iov, static_cast<size_t>(n));
+    advance(rest, static_cast<size_t>(n));
   }
   return 0;
 }
@@ -76,14 +93,12 @@ int zero_range(int fd, int mode, uint64_t offset, uint64_t len) {
   return -errno;
 }
 
-}  // namespace
-
-int run_block_request_sync(int fd, const BlockRequest& r) {
+// The request from byte `done` of its transfer on (0 for other ops).
+int run_rest(int fd, const BlockRequest& r, uint64_t done) {
   switch (r.op) {
     case BlockRequest::Op::kRead:
-      return rw_full(fd, false, r.iov, r.offset);
     case BlockRequest::Op::kWrite:
-      return rw_full(fd, true, r.iov, r.offset);
+      return rw_full(fd, r.op == BlockRequest::Op::kWrite, r.iov, r.offset, done);
     case BlockRequest::Op::kFlush:
       if (::fdatasync(fd) == 0) return 0;
       if (errno == EINVAL && ::fsync(fd) == 0) return 0;
@@ -100,14 +115,14 @@ int run_block_request_sync(int fd, const BlockRequest& r) {
   return -EINVAL;
 }
 
-namespace {
-
-class ThreadPoolBackend : public BlockBackend {
+// Threads running requests with blocking system calls; with 0 threads,
+// run() does the work itself before returning.
+class SyncPool {
  public:
-  ThreadPoolBackend(int fd, unsigned threads) : fd_(fd) {
-    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { run(); });
+  SyncPool(int fd, unsigned threads, BlockCompletionSink& sink) : fd_(fd), sink_(sink) {
+    for (unsigned i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
   }
-  ~ThreadPoolBackend() override {
+  ~SyncPool() {
     {
       std::lock_guard lock(mu_);
       stop_ = true;
@@ -115,168 +130,271 @@ class ThreadPoolBackend : public BlockBackend {
     cv_.notify_all();
     for (auto& t : workers_) t.join();  // workers finish the queue first
   }
-  void submit(BlockRequest request, BlockCompletion done) override {
+  SyncPool(const SyncPool&) = delete;
+  SyncPool& operator=(const SyncPool&) = delete;
+
+  // Runs `request` from byte `done` of its transfer on and reports it.
+  void run(const BlockRequest& request, uint64_t done = 0) {
     if (workers_.empty()) {
-      done(run_block_request_sync(fd_, request));
+      report(request, run_rest(fd_, request, done));
       return;
     }
     {
       std::lock_guard lock(mu_);
-      jobs_.emplace_back(std::move(request), std::move(done));
+      jobs_.push_back({&request, done});
     }
     cv_.notify_one();
   }
-  const char* name() const override { return workers_.empty() ? "inline" : "thread-pool"; }
+  void run(std::span<BlockRequest* const> batch) {
+    if (workers_.empty()) {
+      for (const BlockRequest* r : batch) report(*r, run_rest(fd_, *r, 0));
+      return;
+    }
+    {
+      std::lock_guard lock(mu_);
+      for (const BlockRequest* r : batch) jobs_.push_back({r, 0});
+    }
+    for (size_t i = 0; i < std::min(batch.size(), workers_.size()); ++i) cv_.notify_one();
+  }
+  bool is_inline() const { return workers_.empty(); }
 
  private:
-  void run() {
+  struct Job {
+    const BlockRequest* request;
+    uint64_t done;
+  };
+
+  void report(const BlockRequest& request, int result) {
+    const BlockResult r{request.tag, result};
+    sink_.complete(std::span(&r, 1));
+  }
+
+  void work() {
     for (;;) {
-      std::pair<BlockRequest, BlockCompletion> job;
+      Job job;
       {
         std::unique_lock lock(mu_);
         cv_.wait(lock, [this] { return stop_ || !jobs_.empty(); });
         if (jobs_.empty()) return;
-        job = std::move(jobs_.front());
+        job = jobs_.front();
         jobs_.pop_front();
       }
-      job.second(run_block_request_sync(fd_, job.first));
+      report(*job.request, run_rest(fd_, *job.request, job.done));
     }
   }
 
   int fd_;
+  BlockCompletionSink& sink_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::pair<BlockRequest, BlockCompletion>> jobs_;
+  std::deque<Job> jobs_;
   bool stop_ = false;
   std::vector<std::thread> workers_;
 };
 
-class IoUringBackend : public BlockBackend {
+class ThreadPoolBackend final : public BlockBackend {
  public:
-  IoUringBackend(int fd, unsigned entries) : fd_(fd), capacity_(entries) {
-    if (int rc = io_uring_queue_init(entries, &ring_, 0); rc < 0)
+  ThreadPoolBackend(int fd, unsigned threads, BlockCompletionSink& sink) : pool_(fd, threads, sink) {}
+  void submit(std::span<BlockRequest* const> batch) override { pool_.run(batch); }
+  const char* name() const override { return pool_.is_inline() ? "inline" : "thread-pool"; }
+
+ private:
+  SyncPool pool_;
+};
+
+class IoUringBackend final : public BlockBackend {
+ public:
+  IoUringBackend(int fd, unsigned max_inflight, BlockCompletionSink& sink) : file_(fd), sink_(sink), helper_(fd, 1, sink) {
+    // The SQ holds every request the caller may have outstanding and the CQ
+    // (twice the SQ) all their completions, so neither can overflow.
+    if (int rc = io_uring_queue_init(std::max(1u, max_inflight), &ring_, 0); rc < 0)
       throw std::system_error(-rc, std::generic_category(), "io_uring_queue_init");
-    reaper_ = std::thread([this] { reap(); });
+    // A registered file spares the kernel an fget/fput per op; without one
+    // (RLIMIT_NOFILE, an old kernel) the plain fd works the same.
+    if (io_uring_register_files(&ring_, &fd, 1) == 0) {
+      file_ = 0;
+      sqe_flags_ = IOSQE_FIXED_FILE;
+    }
+    reaper_ = std::thread([this] { reap_loop(); });
   }
   ~IoUringBackend() override {
     {
-      std::unique_lock lock(mu_);
-      io_uring_sqe* sqe = acquire_sqe_locked(lock);
-      io_uring_prep_nop(sqe);
-      io_uring_sqe_set_data(sqe, nullptr);  // the stop sentinel: ops before it complete first
-      ++inflight_;
-      submit_locked();
+      std::lock_guard lock(reaper_mu_);
+      stop_ = true;
     }
-    reaper_.join();
+    reaper_cv_.notify_one();
+    {
+      // Wakes the reaper should it be waiting in the kernel with nothing left.
+      std::lock_guard lock(sq_mu_);
+      io_uring_sqe* sqe = get_sqe_locked();
+      io_uring_prep_nop(sqe);
+      io_uring_sqe_set_data(sqe, nullptr);
+      submit_queued_locked();
+    }
+    reaper_.join();  // it leaves once nothing is in the kernel
     io_uring_queue_exit(&ring_);
+  }  // helper_ finishes its queue before it goes
+
+  void submit(std::span<BlockRequest* const> batch) override {
+    {
+      std::lock_guard lock(sq_mu_);
+      for (BlockRequest* r : batch) {
+        if (r->op == BlockRequest::Op::kDiscard || r->op == BlockRequest::Op::kWriteZeroes)
+          helper_.run(*r);
+        else
+          prep(get_sqe_locked(), *r);
+      }
+      submit_queued_locked();
+    }
+    // Whatever the kernel finished inside that call is reported here, so
+    // the reaper is not woken for it.
+    while (reap() == kReapBatch) {
+    }
+    wake_reaper_if_needed();
   }
 
-  // Waits until fewer than `capacity_` requests are in flight (completions
-  // can't overflow), then takes a submission entry, flushing the ring if full.
-  io_uring_sqe* acquire_sqe_locked(std::unique_lock<std::mutex>& lock) {
-    space_.wait(lock, [this] { return inflight_ < capacity_; });
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    if (!sqe) {
-      io_uring_submit(&ring_);
-      sqe = io_uring_get_sqe(&ring_);
+  const char* name() const override { return "io_uring"; }
+
+ private:
+  static constexpr unsigned kReapBatch = 64;
+
+  void prep(io_uring_sqe* sqe, BlockRequest& r) {
+    // One buffer (most requests) goes as READ/WRITE: no iovec array for the
+    // kernel to copy in.
+    const bool one = r.iov.size() == 1;
+    switch (r.op) {
+      case BlockRequest::Op::kRead:
+        if (one)
+          io_uring_prep_read(sqe, file_, r.iov[0].iov_base, static_cast<unsigned>(r.iov[0].iov_len), r.offset);
+        else
+          io_uring_prep_readv(sqe, file_, r.iov.data(), static_cast<unsigned>(r.iov.size()), r.offset);
+        break;
+      case BlockRequest::Op::kWrite:
+        if (one)
+          io_uring_prep_write(sqe, file_, r.iov[0].iov_base, static_cast<unsigned>(r.iov[0].iov_len), r.offset);
+        else
+          io_uring_prep_writev(sqe, file_, r.iov.data(), static_cast<unsigned>(r.iov.size()), r.offset);
+        break;
+      default:
+        io_uring_prep_fsync(sqe, file_, IORING_FSYNC_DATASYNC);
+        break;
+    }
+    sqe->flags |= sqe_flags_;
+    io_uring_sqe_set_data(sqe, &r);
+  }
+
+  // Only a caller over its max_inflight finds the SQ full: then the queued
+  // entries go to the kernel at once.
+  io_uring_sqe* get_sqe_locked() {
+    io_uring_sqe* sqe;
+    while ((sqe = io_uring_get_sqe(&ring_)) == nullptr) {
+      submit_queued_locked();
+      wake_reaper_if_needed();
     }
     return sqe;
   }
 
-  void submit(BlockRequest request, BlockCompletion done) override {
-    auto* op = new Op{std::move(request), std::move(done)};
-    std::unique_lock lock(mu_);
-    io_uring_sqe* sqe = acquire_sqe_locked(lock);
-    const auto& r = op->request;
-    switch (r.op) {
-      case BlockRequest::Op::kRead:
-        io_uring_prep_readv(sqe, fd_, r.iov.data(), static_cast<unsigned>(r.iov.size()), r.offset);
-        break;
-      case BlockRequest::Op::kWrite:
-        io_uring_prep_writev(sqe, fd_, r.iov.data(), static_cast<unsigned>(r.iov.size()), r.offset);
-        break;
-      case BlockRequest::Op::kFlush:
-        io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC);
-        break;
-      default:  // discard / write-zeroes: done on the reaper thread
-        io_uring_prep_nop(sqe);
-        break;
+  // Retries transient failures until the kernel has taken every queued
+  // entry: the CQ has room for all of them, so it has no reason to refuse
+  // for long.
+  void submit_queued_locked() {
+    while (io_uring_sq_ready(&ring_) > 0) {
+      const int rc = io_uring_submit(&ring_);
+      if (rc > 0) {
+        in_kernel_.fetch_add(rc);
+      } else if (rc == 0 || rc == -EINTR || rc == -EAGAIN || rc == -EBUSY) {
+        std::this_thread::yield();
+      } else {
+        return;  // the ring itself is unusable; nothing here can fix that
+      }
     }
-    io_uring_sqe_set_data(sqe, op);
-    ++inflight_;
-    submit_locked();
-  }
-  const char* name() const override { return "io_uring"; }
-
- private:
-  struct Op {
-    BlockRequest request;
-    BlockCompletion done;
-  };
-
-  // In-flight ops never exceed the SQ size (and the CQ is twice that), so the
-  // kernel has no reason to refuse for long; retry transient failures.
-  void submit_locked() {
-    int rc;
-    while ((rc = io_uring_submit(&ring_)) == -EINTR || rc == -EAGAIN || rc == -EBUSY) std::this_thread::yield();
   }
 
-  void reap() {
+  // The reaper sleeps on reaper_cv_ while nothing is in the kernel. The
+  // seq_cst order of in_kernel_ (stored, then reaper_idle_ loaded here)
+  // against reaper_idle_ (stored, then in_kernel_ loaded by the reaper)
+  // means one of the two sees the other: no wake-up is lost.
+  void wake_reaper_if_needed() {
+    if (in_kernel_.load() <= 0 || !reaper_idle_.load()) return;
+    { std::lock_guard lock(reaper_mu_); }
+    reaper_cv_.notify_one();
+  }
+
+  // Takes up to kReapBatch completions off the CQ and reports them; returns
+  // how many were taken.
+  unsigned reap() {
+    io_uring_cqe* cqes[kReapBatch];
+    struct Done {
+      BlockRequest* request;
+      int res;
+    } done[kReapBatch];
+    unsigned n;
+    {
+      std::lock_guard lock(cq_mu_);
+      n = io_uring_peek_batch_cqe(&ring_, cqes, kReapBatch);
+      for (unsigned i = 0; i < n; ++i) done[i] = {static_cast<BlockRequest*>(io_uring_cqe_get_data(cqes[i])), cqes[i]->res};
+      io_uring_cq_advance(&ring_, n);
+    }
+    if (n == 0) return 0;
+    in_kernel_.fetch_sub(n);
+    BlockResult results[kReapBatch];
+    unsigned m = 0;
+    for (unsigned i = 0; i < n; ++i) {
+      BlockRequest* r = done[i].request;
+      if (!r) continue;  // a wake-up
+      const int res = done[i].res;
+      if (r->op == BlockRequest::Op::kFlush || res < 0) {
+        results[m++] = {r->tag, res < 0 ? res : 0};
+      } else if (static_cast<uint64_t>(res) == iov_bytes(r->iov)) {
+        results[m++] = {r->tag, 0};
+      } else {
+        helper_.run(*r, static_cast<uint64_t>(res));  // short: the rest, or -EIO at the end of the file
+      }
+    }
+    if (m) sink_.complete(std::span(results, m));
+    return n;
+  }
+
+  void reap_loop() {
     for (;;) {
-      io_uring_cqe* cqe = nullptr;
-      const int rc = io_uring_wait_cqe(&ring_, &cqe);
-      if (rc == -EINTR) continue;
-      if (rc < 0) continue;  // nothing sane to do; keep waiting
-      auto* op = static_cast<Op*>(io_uring_cqe_get_data(cqe));
-      const int res = cqe->res;
-      io_uring_cqe_seen(&ring_, cqe);
       {
-        std::lock_guard lock(mu_);
-        --inflight_;
+        std::unique_lock lock(reaper_mu_);
+        reaper_idle_.store(true);
+        reaper_cv_.wait(lock, [this] { return stop_ || in_kernel_.load() > 0; });
+        reaper_idle_.store(false);
+        if (stop_ && in_kernel_.load() <= 0) return;
       }
-      space_.notify_one();
-      if (!op) return;
-      op->done(finish(*op, res));
-      delete op;
+      // One wait in the kernel: it returns at the next completion even when
+      // another thread takes that one, so in_kernel_ is checked again.
+      if (reap() == 0 && in_kernel_.load() > 0) io_uring_enter(ring_.ring_fd, 0, 1, IORING_ENTER_GETEVENTS, nullptr);
     }
   }
 
-  int finish(const Op& op, int res) {
-    const auto& r = op.request;
-    switch (r.op) {
-      case BlockRequest::Op::kRead:
-      case BlockRequest::Op::kWrite: {
-        if (res < 0) return res;
-        const uint64_t want = iov_bytes(r.iov);
-        if (static_cast<uint64_t>(res) == want) return 0;
-        // Short transfer: finish the rest synchronously (or fail at EOF).
-        std::vector<iovec> rest = r.iov;
-        advance(rest, static_cast<size_t>(res));
-        return rw_full(fd_, r.op == BlockRequest::Op::kWrite, std::move(rest), r.offset + static_cast<uint64_t>(res));
-      }
-      case BlockRequest::Op::kFlush:
-        return res < 0 ? res : 0;
-      default:
-        return run_block_request_sync(fd_, r);
-    }
-  }
-
-  int fd_;
-  unsigned capacity_;
+  int file_;  // the fd, or 0: the index of the registered file
+  uint8_t sqe_flags_ = 0;
+  BlockCompletionSink& sink_;
   io_uring ring_{};
-  std::mutex mu_;  // guards the submission queue and inflight_
-  std::condition_variable space_;
-  unsigned inflight_ = 0;
+  std::mutex sq_mu_;  // the submission queue
+  std::mutex cq_mu_;  // taking entries off the completion queue
+  // Submitted ops whose completion nobody has taken yet. It can dip below
+  // zero for a moment: a fast completion may be reaped before its
+  // submitter has counted it.
+  std::atomic<int64_t> in_kernel_{0};
+  std::mutex reaper_mu_;
+  std::condition_variable reaper_cv_;
+  std::atomic<bool> reaper_idle_{false};
+  bool stop_ = false;  // guarded by reaper_mu_
+  SyncPool helper_;    // discard, write-zeroes, the rest of short transfers
   std::thread reaper_;
 };
 
 }  // namespace
 
-std::unique_ptr<BlockBackend> make_thread_pool_backend(int fd, unsigned threads) {
-  return std::make_unique<ThreadPoolBackend>(fd, threads);
+std::unique_ptr<BlockBackend> make_thread_pool_backend(int fd, unsigned threads, BlockCompletionSink& sink) {
+  return std::make_unique<ThreadPoolBackend>(fd, threads, sink);
 }
-std::unique_ptr<BlockBackend> make_io_uring_backend(int fd, unsigned entries) {
-  return std::make_unique<IoUringBackend>(fd, entries);
+std::unique_ptr<BlockBackend> make_io_uring_backend(int fd, unsigned max_inflight, BlockCompletionSink& sink) {
+  return std::make_unique<IoUringBackend>(fd, max_inflight, sink);
 }
 
 }  // namespace skiff::virtio
