@@ -77,6 +77,8 @@ std::optional<DescriptorChain> Virtqueue::pop() noexcept {
 DescriptorChain Virtqueue::read_chain(uint16_t head) const {
   DescriptorChain chain;
   chain.head = head;
+  // Most requests are header + data + status: one allocation, not three.
+  chain.descriptors.reserve(4);
   auto fail = [&chain](std::string why) {
     chain.descriptors.clear();
     chain.error = std::move(why);
