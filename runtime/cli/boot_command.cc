@@ -1,4 +1,5 @@
 #include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -35,10 +36,23 @@ ConsoleConfig parse_console(const std::string& s) {
   return {ConsoleMode::File, s};
 }
 
+// Every inode and open file a virtio-fs guest holds is a host fd: a soft
+// limit of 1024 runs out near a thousand files. Use what the hard limit
+// allows, as virtiofsd does.
+void raise_fd_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
+  const rlim_t old = lim.rlim_cur;
+  lim.rlim_cur = lim.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &lim) == 0)
+    log::debug("cli", "raised the open-file limit", {{"from", uint64_t{old}}, {"to", uint64_t{lim.rlim_cur}}});
+}
+
 int run_boot(BootOptions& o) {
   o.vm.console = parse_console(o.console);
   for (const auto& d : o.disks) o.vm.virtio_devices.push_back(parse_disk(d));
   for (const auto& s : o.shares) o.vm.virtio_devices.push_back(parse_share(s));
+  if (!o.shares.empty()) raise_fd_limit();
   if (!o.vsock.empty()) o.vm.vsock = parse_vsock(o.vsock);
   if (!o.log_path.empty()) {
     auto& logger = log::Logger::global();

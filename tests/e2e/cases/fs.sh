@@ -11,7 +11,13 @@ i=0
 while [ $i -lt 300 ]; do : > "$share/many/f$i"; i=$((i + 1)); done
 echo "outside the share" > "$WORK/canary"
 
-boot --cmdline "console=ttyS0 quiet skiff.action=fstest skiff.fstag=myshare" --share "$share,tag=myshare"
+# A soft open-file limit below what the guest holds (300 looked-up entries
+# in many/, each a host fd): skiff raises it to the hard limit itself.
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] || [ "$hard" -gt 1024 ] || fail "hard open-file limit $hard too low for this case"
+( ulimit -Sn 256; boot --cmdline "console=ttyS0 quiet skiff.action=fstest skiff.fstag=myshare" --share "$share,tag=myshare"
+  echo "$STATUS" > "$WORK/status" )
+STATUS=$(cat "$WORK/status")
 expect_status 0
 expect_console "skiff-init: fstest: mounted myshare"
 expect_console "skiff-init: fstest: input: hello from the host"
