@@ -92,6 +92,9 @@ int run_boot(BootOptions& o) {
   // Wake the signal thread if no signal came; stopping an ended VM is a no-op.
   pthread_kill(signal_thread.native_handle(), SIGTERM);
   signal_thread.join();
+  // Nobody waits for these any more: let a later one end the process, so a
+  // teardown that hangs can still be stopped by SIGTERM, not only SIGKILL.
+  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
 
   if (!o.quiet) std::fprintf(stderr, "skiff: VM ended: %s: %s\n", to_string(exit.kind).c_str(), exit.detail.c_str());
   return exit_status(exit.kind);
