@@ -317,7 +317,7 @@ static double fsb_now(void) {
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static void fs_bench(const char* tag) {
+static void fs_bench(const char* tag, int loops) {
   static unsigned char buf[1 << 20] __attribute__((aligned(4096)));
   mkdir("/mnt", 0755);
   if (mount(tag, "/mnt", "virtiofs", 0, NULL) != 0) {
@@ -364,31 +364,34 @@ static void fs_bench(const char* tag) {
   fflush(stdout);
 
   char path[64];
-  mkdir("/mnt/bench-create", 0755);
-  int made = 0;
-  t0 = fsb_now();
-  for (int i = 0; i < 2000; ++i) {
-    snprintf(path, sizeof path, "/mnt/bench-create/f%d", i);
-    int f = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
-    if (f < 0) {
-      printf("skiff-init: fsbench: create f%d: %s\n", i, strerror(errno));
-      break;
+  /* skiff.fsloops=N repeats the create/unlink rounds (a soak). */
+  for (int loop = 0; loop < loops; ++loop) {
+    mkdir("/mnt/bench-create", 0755);
+    int made = 0;
+    t0 = fsb_now();
+    for (int i = 0; i < 2000; ++i) {
+      snprintf(path, sizeof path, "/mnt/bench-create/f%d", i);
+      int f = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+      if (f < 0) {
+        printf("skiff-init: fsbench: create f%d: %s\n", i, strerror(errno));
+        break;
+      }
+      close(f);
+      ++made;
     }
-    close(f);
-    ++made;
+    dt = fsb_now() - t0;
+    printf("skiff-init: fsbench: create %.0f files/s (%d files)\n", made / dt, made);
+    t0 = fsb_now();
+    int gone = 0;
+    for (int i = 0; i < made; ++i) {
+      snprintf(path, sizeof path, "/mnt/bench-create/f%d", i);
+      gone += unlink(path) == 0;
+    }
+    dt = fsb_now() - t0;
+    printf("skiff-init: fsbench: unlink %.0f files/s (%d files)\n", gone / dt, gone);
+    rmdir("/mnt/bench-create");
+    fflush(stdout);
   }
-  dt = fsb_now() - t0;
-  printf("skiff-init: fsbench: create %.0f files/s (%d files)\n", made / dt, made);
-  t0 = fsb_now();
-  int gone = 0;
-  for (int i = 0; i < made; ++i) {
-    snprintf(path, sizeof path, "/mnt/bench-create/f%d", i);
-    gone += unlink(path) == 0;
-  }
-  dt = fsb_now() - t0;
-  printf("skiff-init: fsbench: unlink %.0f files/s (%d files)\n", gone / dt, gone);
-  rmdir("/mnt/bench-create");
-  fflush(stdout);
   if (umount("/mnt") != 0) printf("skiff-init: fsbench: umount: %s\n", strerror(errno));
 }
 
@@ -408,13 +411,14 @@ int main(void) {
   mount_fs("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV);
   mount_fs("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV);
 
-  char uptime[64], cmdline[4096], action[32] = "poweroff", fstag[40] = "share", fsdax[4] = "0";
+  char uptime[64], cmdline[4096], action[32] = "poweroff", fstag[40] = "share", fsdax[4] = "0", fsloops[8] = "1";
   read_file("/proc/uptime", uptime, sizeof uptime);
   uptime[strcspn(uptime, " ")] = 0;
   read_file("/proc/cmdline", cmdline, sizeof cmdline);
   cmdline_value(cmdline, "skiff.action", action, sizeof action);
   cmdline_value(cmdline, "skiff.fstag", fstag, sizeof fstag);
   cmdline_value(cmdline, "skiff.fsdax", fsdax, sizeof fsdax);
+  cmdline_value(cmdline, "skiff.fsloops", fsloops, sizeof fsloops);
 
   printf("skiff-init: userspace reached at %s s\n", uptime);
   printf("skiff-init: cpus=%ld mem_total_kib=%ld\n", sysconf(_SC_NPROCESSORS_ONLN), mem_total_kib());
@@ -447,7 +451,7 @@ int main(void) {
     fs_test(fstag, strcmp(fsdax, "1") == 0);
     fflush(stdout);
   } else if (strcmp(action, "fsbench") == 0) {
-    fs_bench(fstag);
+    fs_bench(fstag, atoi(fsloops) > 0 ? atoi(fsloops) : 1);
     fflush(stdout);
   } else if (strcmp(action, "vsocktest") == 0) {
     vsock_test();
