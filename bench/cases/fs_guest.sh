@@ -10,16 +10,9 @@ share=$WORK/share
 mkdir -p "$share"
 dd if=/dev/zero of="$share/big.bin" bs=1048576 count="$big_mib" 2>/dev/null
 figures="seq_read rand_read_4k create unlink"
-# Inside a VM (the nested tier's outer VM under QEMU TCG) both VMMs run pinned
-# to one of its CPUs. Unpinned there, Skiff's guest (not QEMU's) breaks under
-# this workload: page walks through a CR3 past guest RAM, triple faults while
-# taking an interrupt, and more than once the outer VM's own kernel wedged,
-# which no user process should be able to cause; we suspect the emulated SVM,
-# not proven (bench/README.md). Pinned, both finish every run.
-pin=""
-if grep -q '^flags.* hypervisor' /proc/cpuinfo && [ "$(nproc)" -gt 1 ] && command -v taskset >/dev/null; then
-  pin="taskset -c 1"
-fi
+# Inside a VM both VMMs run pinned to one of its CPUs (vm_pin, _common.sh).
+. "$(dirname "$0")/_common.sh"
+pin=$(vm_pin)
 
 median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -n | awk '{v[NR]=$1} END {if (NR) print v[int((NR+1)/2)]; else print "n/a"}'; }
 # value FIGURE CONSOLE: the number on the guest's "fsbench: FIGURE" line.

@@ -1,14 +1,26 @@
 # Shared by the e2e cases (POSIX sh: they run under busybox in the outer VM).
 # $SKIFF, $VMLINUX, $BZIMAGE, $INITRD and $WORK (an empty directory) are set.
 
+# Inside a VM (the nested tier's outer VM under QEMU TCG), prints a taskset
+# prefix that keeps a VMM's threads on one of its CPUs; elsewhere nothing.
+# Unpinned there, a heavy virtio-fs workload breaks the guest (triple faults,
+# page walks through a CR3 past guest RAM) or wedges the outer VM itself;
+# pinned, every run completes. bench/README.md has the record.
+vm_pin() {
+  grep -q '^flags.* hypervisor' /proc/cpuinfo && [ "$(nproc)" -gt 1 ] && command -v taskset >/dev/null &&
+    echo "taskset -c 1"
+  return 0
+}
+
 # Boots a VM; the console goes to $WORK/console.txt, logs to $WORK/log.jsonl,
-# stderr to $WORK/stderr.txt, the exit status to $STATUS.
+# stderr to $WORK/stderr.txt, the exit status to $STATUS. $BOOT_PIN, when
+# set, prefixes the command (vm_pin).
 boot() {
   STATUS=0
   rm -f "$WORK/console.txt" "$WORK/log.jsonl"  # skiff appends to both
   # A boot that hangs is killed, so the case fails with the console instead
   # of holding the outer VM's command loop.
-  timeout -s KILL "${BOOT_SECONDS:-120}" "$SKIFF" boot --console "$WORK/console.txt" --log "$WORK/log.jsonl" "$@" \
+  timeout -s KILL "${BOOT_SECONDS:-120}" ${BOOT_PIN:-} "$SKIFF" boot --console "$WORK/console.txt" --log "$WORK/log.jsonl" "$@" \
     2>"$WORK/stderr.txt" || STATUS=$?
   [ "$STATUS" != 137 ] || echo "skiff boot killed after ${BOOT_SECONDS:-120} s" >> "$WORK/stderr.txt"
 }

@@ -3,6 +3,8 @@
 # workload; the host checks every result in the directory itself. Then the
 # same share read-only: the guest's writes fail, the directory is untouched.
 . "$(dirname "$0")/_common.sh"
+BOOT_PIN=$(vm_pin)
+[ -z "$BOOT_PIN" ] || echo "skiff boot runs under '$BOOT_PIN' (inside a VM: see vm_pin)"
 share=$WORK/share
 mkdir -p "$share/many"
 echo "hello from the host" > "$share/input.txt"
