@@ -30,8 +30,8 @@
 #include "virtio/device.h"
 #include "virtio/testing/driver_queue.h"
 #include "virtio/virtqueue.h"
-#include "vmm/guest_memory.h"
-#include "vmm/unique_fd.h"
+#include "memory/guest_memory.h"
+#include "base/unique_fd.h"
 
 namespace skiff::bench {
 

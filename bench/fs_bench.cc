@@ -59,8 +59,8 @@
 #include "virtio/fs/fuse_buffers.h"
 #include "virtio/fs/passthrough_fs.h"
 #include "virtio/virtqueue.h"
-#include "vmm/guest_memory.h"
-#include "vmm/unique_fd.h"
+#include "memory/guest_memory.h"
+#include "base/unique_fd.h"
 
 namespace {
 

@@ -1,7 +1,7 @@
 // skiff_bench_startup: how fast Skiff gets a guest to its first instruction,
 // and how much memory the VMM itself costs, next to QEMU's microvm.
 //
-// Figures (budgets from DESIGN.md section 7; PASS/MISS is information only,
+// Figures (budgets from docs/DESIGN.md section 7; PASS/MISS is information only,
 // the benchmark never fails on a figure):
 //   1. in-process set-up: skiff::Vm constructor -> the guest's first port write
 //      seen by a bus device (budget <= 3 ms);
@@ -49,8 +49,8 @@ namespace {
 using namespace skiff::bench;
 
 constexpr uint16_t kProbePort = 0xf4;      // first_out.elf writes here first
-constexpr double kSetupBudgetMs = 3.0;      // DESIGN.md 7: create call -> first vCPU entry
-constexpr double kMemoryBudgetMib = 3.0;    // DESIGN.md 7: VMM memory overhead per sandbox
+constexpr double kSetupBudgetMs = 3.0;      // docs/DESIGN.md 7: create call -> first vCPU entry
+constexpr double kMemoryBudgetMib = 3.0;    // docs/DESIGN.md 7: VMM memory overhead per sandbox
 constexpr int kQemuDebugExitStatus = 3;     // isa-debug-exit: (value << 1) | 1, value 1
 constexpr int kSkiffResetStatus = 3;        // skiff boot: guest reset
 
@@ -759,6 +759,6 @@ int main(int argc, char** argv) {
   auto processes = bench_processes(o, qemu);
   bench_memory(o, qemu);
 
-  std::printf("\nBudgets are from DESIGN.md section 7; PASS/MISS is information, not a test result.\n");
+  std::printf("\nBudgets are from docs/DESIGN.md section 7; PASS/MISS is information, not a test result.\n");
   return in_process || processes.skiff ? 0 : 1;
 }

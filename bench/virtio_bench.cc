@@ -2,7 +2,7 @@
 // this process by a simulated guest driver that writes real descriptors into
 // a real GuestMemory (the approach of virtio/testing/driver_queue.h).
 //
-// Figures (the budget is DESIGN.md section 7; met/missed is information only,
+// Figures (the budget is docs/DESIGN.md section 7; met/missed is information only,
 // the benchmark never fails on a figure):
 //   1. virtio-blk: 4 KiB random reads and writes against a page-cached file,
 //      N queues each kept at queue depth D, for each back end (io_uring,
@@ -43,9 +43,9 @@
 #include "virtio/blk/blk_device.h"
 #include "virtio/virtqueue.h"
 #include "virtio/vsock/vsock_device.h"
-#include "vmm/guest_memory.h"
-#include "vmm/io_thread.h"
-#include "vmm/unique_fd.h"
+#include "memory/guest_memory.h"
+#include "base/io_thread.h"
+#include "base/unique_fd.h"
 
 namespace {
 
@@ -55,7 +55,7 @@ using skiff::UniqueFd;
 using namespace skiff::virtio;
 using namespace skiff::bench;
 
-constexpr double kBlkTargetRatio = 0.90;  // DESIGN.md 7: >= 90 % of host IOPS
+constexpr double kBlkTargetRatio = 0.90;  // docs/DESIGN.md 7: >= 90 % of host IOPS
 constexpr uint64_t kBlock = 4096;
 constexpr uint64_t kMiB = 1 << 20;
 
@@ -527,7 +527,7 @@ void bench_blk(const Options& o) {
     if (host_errors)
       std::printf("   (%s host: %llu failed requests)\n", mode, static_cast<unsigned long long>(host_errors));
   }
-  std::printf("   The budget (DESIGN.md 7) is for reads; writes are shown against the same target for information.\n");
+  std::printf("   The budget (docs/DESIGN.md 7) is for reads; writes are shown against the same target for information.\n");
 }
 
 // ---------------------------------------------------------------------------
@@ -997,6 +997,6 @@ int main(int argc, char** argv) {
   print_host();
   if (o.blk) bench_blk(o);
   if (o.vsock) bench_vsock(o);
-  std::printf("\nThe budget is from DESIGN.md section 7; met/missed is information, not a test result.\n");
+  std::printf("\nThe budget is from docs/DESIGN.md section 7; met/missed is information, not a test result.\n");
   return 0;
 }

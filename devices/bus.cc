@@ -5,7 +5,7 @@
 #include <mutex>
 #include <stdexcept>
 
-#include "vmm/hex.h"
+#include "base/hex.h"
 
 namespace skiff::devices {
 

@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "vmm/sys_error.h"
+#include "base/sys_error.h"
 
 namespace skiff::devices {
 

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "devices/interrupt_line.h"
-#include "vmm/kvm.h"
-#include "vmm/unique_fd.h"
+#include "kvm/kvm.h"
+#include "base/unique_fd.h"
 
 namespace skiff::devices {
 

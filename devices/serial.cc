@@ -8,7 +8,7 @@
 
 #include <algorithm>
 
-#include "vmm/sys_error.h"
+#include "base/sys_error.h"
 
 namespace skiff::devices {
 namespace {

@@ -22,7 +22,7 @@
 
 #include "devices/bus.h"
 #include "devices/interrupt_line.h"
-#include "vmm/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace skiff::devices {
 

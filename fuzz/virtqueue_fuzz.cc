@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "virtio/virtqueue.h"
-#include "vmm/guest_memory.h"
+#include "memory/guest_memory.h"
 
 namespace {
 

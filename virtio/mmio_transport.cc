@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "vmm/hex.h"
-#include "vmm/log.h"
+#include "base/hex.h"
+#include "base/log.h"
 
 namespace skiff::virtio {
 

@@ -15,7 +15,7 @@
 #include "devices/bus.h"
 #include "devices/interrupt_line.h"
 #include "virtio/device.h"
-#include "vmm/guest_memory.h"
+#include "memory/guest_memory.h"
 
 namespace skiff::virtio {
 

@@ -2,7 +2,7 @@
 // Device side of a virtio 1.x split virtqueue (virtio spec 1.2, section 2.7).
 //
 // Everything in the rings and descriptor tables is written by the guest and is
-// treated as hostile (DESIGN.md section 4): every access goes through
+// treated as hostile (docs/DESIGN.md section 4): every access goes through
 // GuestMemory's checked accessors, every chain walk is count-bounded, and
 // nothing guest-controlled makes pop()/add_used() throw.
 //
@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 
-#include "vmm/guest_address.h"
-#include "vmm/guest_memory.h"
+#include "memory/guest_address.h"
+#include "memory/guest_memory.h"
 
 namespace skiff::virtio {
 

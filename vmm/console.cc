@@ -6,7 +6,7 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "vmm/sys_error.h"
+#include "base/sys_error.h"
 
 namespace skiff {
 

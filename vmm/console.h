@@ -10,7 +10,7 @@
 
 #include "devices/interrupts.h"
 #include "devices/serial.h"
-#include "vmm/unique_fd.h"
+#include "base/unique_fd.h"
 #include "vmm/vm_config.h"
 
 namespace skiff {

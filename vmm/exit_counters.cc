@@ -1,6 +1,6 @@
 #include "vmm/exit_counters.h"
 
-#include "vmm/kvm_uapi.h"
+#include "kvm/kvm_uapi.h"
 
 namespace skiff {
 

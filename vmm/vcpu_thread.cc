@@ -5,8 +5,8 @@
 #include <cstring>
 #include <mutex>
 
-#include "vmm/hex.h"
-#include "vmm/log.h"
+#include "base/hex.h"
+#include "base/log.h"
 
 namespace skiff {
 namespace {

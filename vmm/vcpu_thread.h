@@ -7,7 +7,7 @@
 
 #include "devices/bus.h"
 #include "vmm/exit_counters.h"
-#include "vmm/kvm.h"
+#include "kvm/kvm.h"
 #include "vmm/run_control.h"
 
 namespace skiff {

@@ -10,14 +10,14 @@
 #include "devices/boot_marker.h"
 #include "devices/i8042.h"
 #include "vmm/boot/acpi.h"
-#include "vmm/dax_window.h"
+#include "memory/dax_window.h"
 #include "vmm/boot/boot_params.h"
 #include "vmm/boot/cpu_setup.h"
 #include "vmm/boot/layout.h"
 #include "vmm/boot/mptable.h"
-#include "vmm/log.h"
-#include "vmm/hex.h"
-#include "vmm/sys_error.h"
+#include "base/log.h"
+#include "base/hex.h"
+#include "base/sys_error.h"
 
 namespace skiff {
 namespace {

@@ -9,8 +9,8 @@
 
 #include "runtime/cli/commands.h"
 #include "runtime/cli/device_specs.h"
-#include "vmm/kvm.h"
-#include "vmm/log.h"
+#include "kvm/kvm.h"
+#include "base/log.h"
 #include "vmm/vm.h"
 
 namespace skiff::cli {

@@ -13,8 +13,8 @@
 #include "runtime/cli/commands.h"
 #include "skiff_version.h"
 #include "vmm/boot/kernel_image.h"
-#include "vmm/kvm.h"
-#include "vmm/unique_fd.h"
+#include "kvm/kvm.h"
+#include "base/unique_fd.h"
 
 namespace skiff::cli {
 namespace {

@@ -13,7 +13,7 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "vmm/log.h"
+#include "base/log.h"
 
 namespace skiff::runtime {
 namespace {

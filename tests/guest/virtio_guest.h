@@ -1,6 +1,6 @@
 /*
- * virtio_guest.h - what virtio.elf and its host test (tests/kvm/
- * vm_virtio_test.cc) agree on: the report codes, the disk layout and data
+ * virtio_guest.h - what virtio.elf and its host test (tests/vmm/
+ * vm_virtio_kvm_test.cc) agree on: the report codes, the disk layout and data
  * patterns, and the vsock ports and messages.
  *
  * Plain C that also compiles as C++: the guest is freestanding C, the test

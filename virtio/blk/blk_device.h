@@ -29,8 +29,8 @@
 
 #include "virtio/blk/block_backend.h"
 #include "virtio/device.h"
-#include "vmm/guest_memory.h"
-#include "vmm/unique_fd.h"
+#include "memory/guest_memory.h"
+#include "base/unique_fd.h"
 
 namespace skiff::virtio {
 

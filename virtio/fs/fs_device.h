@@ -23,8 +23,8 @@
 
 #include "virtio/device.h"
 #include "virtio/fs/fuse_buffers.h"
-#include "vmm/dax_window.h"
-#include "vmm/guest_memory.h"
+#include "memory/dax_window.h"
+#include "memory/guest_memory.h"
 
 namespace skiff::virtio {
 

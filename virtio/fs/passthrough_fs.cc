@@ -32,7 +32,7 @@
 #include <utility>
 #include <vector>
 
-#include "vmm/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace skiff::virtio {
 

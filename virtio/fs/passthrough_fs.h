@@ -37,7 +37,7 @@
 #include <string>
 
 #include "virtio/fs/fuse_buffers.h"
-#include "vmm/dax_window.h"
+#include "memory/dax_window.h"
 
 namespace skiff::virtio {
 

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <system_error>
 
-#include "vmm/io_thread.h"
+#include "base/io_thread.h"
 
 namespace skiff::virtio {
 namespace {

@@ -10,7 +10,7 @@
 // and a guest RST (or a connection the device resets) closes the device's end
 // (the host sees EOF / EPIPE).
 //
-// Everything the guest writes is hostile (DESIGN.md section 4): a bad header,
+// Everything the guest writes is hostile (docs/DESIGN.md section 4): a bad header,
 // a packet for an unknown connection, a guest ignoring our credit or sending
 // data after SHUTDOWN costs that connection (RST), never the device.
 //
@@ -19,7 +19,7 @@
 // clients' sockets this way), so bytes are copied once, guest <-> socket.
 //
 // Threading: one mutex guards all state. With VsockOptions::io (the VMM's
-// Boost.Asio I/O thread, DESIGN.md section 2) the host ends are watched
+// Boost.Asio I/O thread, docs/DESIGN.md section 2) the host ends are watched
 // there: readable only while the guest has credit and rx buffers
 // (back-pressure), writable while guest data waits for the host. Without it
 // nothing runs on its own: queue_notify() and pump() do one non-blocking
@@ -39,7 +39,7 @@
 
 #include "virtio/device.h"
 #include "virtio/vsock/vsock_packet.h"
-#include "vmm/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace skiff {
 class IoThread;

@@ -16,9 +16,9 @@
 #include <system_error>
 
 #include "virtio/vsock/vsock_device.h"
-#include "vmm/io_thread.h"
-#include "vmm/log.h"
-#include "vmm/unique_fd.h"
+#include "base/io_thread.h"
+#include "base/log.h"
+#include "base/unique_fd.h"
 
 namespace skiff::virtio {
 namespace {

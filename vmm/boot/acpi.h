@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "vmm/guest_memory.h"
+#include "memory/guest_memory.h"
 
 namespace skiff::boot {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "vmm/boot/kernel_image.h"
-#include "vmm/guest_memory.h"
+#include "memory/guest_memory.h"
 
 namespace skiff::boot {
 

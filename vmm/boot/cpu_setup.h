@@ -2,14 +2,14 @@
 // Architectural vCPU state at boot: CPUID, MSRs, FPU, local APIC, and the
 // registers, segments and page tables of the entry mode (64-bit Linux boot
 // protocol or 32-bit PVH).
-#include "vmm/kvm_uapi.h"
+#include "kvm/kvm_uapi.h"
 
 #include <cstdint>
 #include <vector>
 
 #include "vmm/boot/kernel_image.h"
-#include "vmm/guest_memory.h"
-#include "vmm/kvm.h"
+#include "memory/guest_memory.h"
+#include "kvm/kvm.h"
 
 namespace skiff::boot {
 

@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "vmm/boot/layout.h"
-#include "vmm/hex.h"
+#include "base/hex.h"
 
 namespace skiff::boot {
 namespace {

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "vmm/guest_memory.h"
+#include "memory/guest_memory.h"
 
 namespace skiff::boot {
 

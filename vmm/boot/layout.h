@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "vmm/guest_memory.h"
+#include "memory/guest_memory.h"
 
 namespace skiff::layout {
 
