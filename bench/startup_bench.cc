@@ -3,7 +3,7 @@
 //
 // Figures (budgets from docs/DESIGN.md section 7; PASS/MISS is information only,
 // the benchmark never fails on a figure):
-//   1. in-process set-up: skiff::Vm constructor -> the guest's first port write
+//   1. in-process set-up: skiff::Machine constructor -> the guest's first port write
 //      seen by a bus device (budget <= 3 ms);
 //   2. process: spawn -> exit of `skiff boot` with a guest whose first write is
 //      an i8042 reset, and of QEMU microvm with a guest whose first write hits
@@ -38,7 +38,7 @@
 
 #include "bench/bench_support.h"
 #include "devices/bus.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 #include "vmm/vm_config.h"
 #include "vmm/vm_exit.h"
 
@@ -338,7 +338,7 @@ std::optional<InProcessSample> in_process_once(const Options& o, std::string& er
   Clock::time_point t_exit;
   auto t0 = Clock::now();
   try {
-    skiff::Vm vm(cfg);
+    skiff::Machine vm(cfg);
     auto t1 = Clock::now();
     auto probe = std::make_shared<FirstWriteProbe>(
         [&vm] { vm.stop({skiff::VmExitKind::Stopped, "bench: first port write"}); });
@@ -370,7 +370,7 @@ std::optional<InProcessSample> in_process_once(const Options& o, std::string& er
 }
 
 bool bench_in_process(const Options& o) {
-  std::printf("\n1. Skiff in-process set-up: skiff::Vm constructor -> guest's first port write (0xf4)\n");
+  std::printf("\n1. Skiff in-process set-up: skiff::Machine constructor -> guest's first port write (0xf4)\n");
   std::printf("   %s, %llu MiB, 1 vCPU; %d runs after 1 discarded warm-up\n", o.first_out.c_str(),
               static_cast<unsigned long long>(o.memory_mib), o.runs);
   std::vector<double> construct, start, total, teardown;
@@ -392,12 +392,12 @@ bool bench_in_process(const Options& o) {
   };
   std::printf("   %-34s %12s %12s %12s\n", "", "median", "min", "max");
   auto t = stats(total);
-  row("construct (Vm ctor: all set-up)", stats(construct), "");
+  row("construct (Machine ctor: all set-up)", stats(construct), "");
   row("start() -> first port write", stats(start), "");
   row("total set-up", t,
       std::string("budget <= ") + std::to_string(static_cast<int>(kSetupBudgetMs)) + " ms: " +
           verdict(t.median <= kSetupBudgetMs) + " (median)");
-  row("teardown (stop, join, ~Vm)", stats(teardown), "(information)");
+  row("teardown (stop, join, ~Machine)", stats(teardown), "(information)");
   return true;
 }
 

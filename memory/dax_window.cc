@@ -16,7 +16,8 @@ constexpr uint64_t kPage = 4096;
 
 }  // namespace
 
-DaxWindow::DaxWindow(kvm::Vm& vm, uint32_t slot, GuestAddress base, uint64_t size) : base_(base), size_(size) {
+DaxWindow::DaxWindow(kvm::Vm& vm, uint32_t slot, GuestAddress base, uint64_t size)
+    : vm_(vm), slot_(slot), base_(base), size_(size) {
   if (size == 0 || size % kAlign || base.value() % kAlign)
     throw std::system_error(EINVAL, std::generic_category(), "DAX window must be 2 MiB aligned");
   void* p = ::mmap(nullptr, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -31,8 +32,13 @@ DaxWindow::DaxWindow(kvm::Vm& vm, uint32_t slot, GuestAddress base, uint64_t siz
 }
 
 DaxWindow::~DaxWindow() {
-  // The memslot may outlive this (it goes with the VM): KVM then faults on
-  // the missing host pages instead of reaching anything else.
+  // Delete the memslot first, so its number can serve another window (device
+  // hot-remove); were that to fail, KVM faults on the missing host pages
+  // instead of reaching anything else.
+  try {
+    vm_.set_user_memory_region(slot_, base_.value(), 0, nullptr);
+  } catch (const std::system_error&) {
+  }
   ::munmap(host_, size_);
 }
 

@@ -30,6 +30,7 @@ class DaxWindow {
   DaxWindow& operator=(const DaxWindow&) = delete;
 
   GuestAddress base() const { return base_; }
+  uint32_t slot() const { return slot_; }
   uint64_t size() const { return size_; }
 
   // Maps [file_offset, file_offset + len) of `fd` at `offset` into the
@@ -46,6 +47,8 @@ class DaxWindow {
  private:
   bool in_window(uint64_t offset, uint64_t len) const;
 
+  kvm::Vm& vm_;  // must outlive the window
+  uint32_t slot_;
   GuestAddress base_;
   uint64_t size_;
   uint8_t* host_ = nullptr;

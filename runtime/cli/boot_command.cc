@@ -1,5 +1,4 @@
 #include <pthread.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -11,7 +10,7 @@
 #include "runtime/cli/device_specs.h"
 #include "kvm/kvm.h"
 #include "base/log.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 
 namespace skiff::cli {
 namespace {
@@ -36,24 +35,11 @@ ConsoleConfig parse_console(const std::string& s) {
   return {ConsoleMode::File, s};
 }
 
-// Every inode and open file a virtio-fs guest holds is a host fd: a soft
-// limit of 1024 runs out near a thousand files. Use what the hard limit
-// allows, as virtiofsd does.
-void raise_fd_limit() {
-  rlimit lim{};
-  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
-  const rlim_t old = lim.rlim_cur;
-  lim.rlim_cur = lim.rlim_max;
-  if (::setrlimit(RLIMIT_NOFILE, &lim) == 0)
-    log::debug("cli", "raised the open-file limit", {{"from", uint64_t{old}}, {"to", uint64_t{lim.rlim_cur}}});
-}
-
 int run_boot(BootOptions& o) {
   o.vm.console = parse_console(o.console);
-  for (const auto& d : o.disks) o.vm.virtio_devices.push_back(parse_disk(d));
-  for (const auto& s : o.shares) o.vm.virtio_devices.push_back(parse_share(s));
-  if (!o.shares.empty()) raise_fd_limit();
-  if (!o.vsock.empty()) o.vm.vsock = parse_vsock(o.vsock);
+  for (const auto& d : o.disks) o.vm.devices.push_back(parse_disk(d));
+  for (const auto& s : o.shares) o.vm.devices.push_back(parse_share(s));
+  if (!o.vsock.empty()) o.vm.devices.push_back(parse_vsock(o.vsock));
   if (!o.log_path.empty()) {
     auto& logger = log::Logger::global();
     logger.set_level(log::parse_level(o.log_level));
@@ -80,7 +66,7 @@ int run_boot(BootOptions& o) {
   sigaddset(&stop_signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  Vm vm(o.vm);
+  Machine vm(o.vm);
   if (o.vm.console.mode == ConsoleMode::Pty) std::fprintf(stderr, "skiff: serial console on %s\n", vm.console().pty_path().c_str());
   std::thread signal_thread([&] {
     int sig = 0;
@@ -110,13 +96,13 @@ void add_boot_command(CLI::App& app, int& status) {
   cmd->add_option("--initrd", opts->initrd,
                   "initramfs to load [default with the default kernel: " SKIFF_DEFAULT_INITRD "]");
   cmd->add_option("--cmdline", opts->vm.cmdline, "kernel command line")->capture_default_str();
-  cmd->add_option("--disk", opts->disks, "PATH[,ro][,serial=ID]: a virtio-blk disk (repeatable; the first is /dev/vda)");
+  cmd->add_option("--disk", opts->disks, "PATH[,ro][,serial=ID][,id=ID]: a virtio-blk disk (repeatable; the first is /dev/vda)");
   cmd->add_option("--share", opts->shares,
-                  "PATH,tag=TAG[,ro][,cache=none|auto|always][,writeback][,no-xattr][,queues=N][,workers=N][,dax[=MiB]]: share "
+                  "PATH,tag=TAG[,ro][,cache=none|auto|always][,writeback][,no-xattr][,queues=N][,workers=N][,dax[=MiB]][,id=ID]: share "
                   "a host directory over virtio-fs, served in process (repeatable; the guest mounts it with "
                   "mount -t virtiofs TAG DIR)");
   cmd->add_option("--vsock", opts->vsock,
-                  "CID[,socket=PATH]: virtio-vsock with guest CID (3 and up); host programs reach guest port P by "
+                  "CID[,socket=PATH][,id=ID]: virtio-vsock with guest CID (3 and up); host programs reach guest port P by "
                   "writing \"CONNECT P\\n\" to the socket, guest connections to host port P reach PATH_P");
   cmd->add_option("--vcpus", opts->vm.vcpus, "number of vCPUs")->capture_default_str();
   cmd->add_option("--max-vcpus", opts->vm.max_vcpus, "vCPUs the guest may see hot-added (default: --vcpus)");

@@ -5,9 +5,6 @@
 #include <utility>
 #include <vector>
 
-#include "virtio/blk/blk_device.h"
-#include "virtio/fs/fs_device.h"
-#include "virtio/fs/passthrough_fs.h"
 
 namespace skiff::cli {
 namespace {
@@ -38,6 +35,8 @@ Spec split(const std::string& spec) {
 }
 
 constexpr uint64_t kDefaultDaxMib = 256;
+constexpr size_t kSerialBytes = 20;  // virtio-blk GET_ID
+constexpr size_t kTagBytes = 36;     // virtio-fs tag
 
 [[noreturn]] void bad(const std::string& option, const std::string& spec, const std::string& why,
                       const std::string& form) {
@@ -53,26 +52,25 @@ std::optional<uint64_t> parse_number(const std::string& s) {
 
 }  // namespace
 
-VmConfig::VirtioDeviceFactory parse_disk(const std::string& spec) {
-  const std::string form = "PATH[,ro][,serial=ID]";
+DiskConfig parse_disk(const std::string& spec) {
+  const std::string form = "PATH[,ro][,serial=ID][,id=ID]";
   const Spec s = split(spec);
-  virtio::BlockConfig cfg;
+  DiskConfig cfg;
   cfg.path = s.value;
   if (cfg.path.empty()) bad("--disk", spec, "no path", form);
   for (const auto& [key, value] : s.options) {
     if (key == "ro" && !value) cfg.read_only = true;
     else if (key == "serial" && value) cfg.serial = *value;
+    else if (key == "id" && value && !value->empty()) cfg.id = *value;
     else bad("--disk", spec, "unknown option \"" + key + "\"", form);
   }
-  if (cfg.serial.size() > virtio::kBlkIdBytes)
-    bad("--disk", spec, "serial is longer than " + std::to_string(virtio::kBlkIdBytes) + " bytes", form);
-  return [cfg](const VmConfig::VirtioDeviceContext& ctx) {
-    return std::make_shared<virtio::BlockDevice>(ctx.memory, cfg);
-  };
+  if (cfg.serial.size() > kSerialBytes)
+    bad("--disk", spec, "serial is longer than " + std::to_string(kSerialBytes) + " bytes", form);
+  return cfg;
 }
 
 VsockConfig parse_vsock(const std::string& spec) {
-  const std::string form = "CID[,socket=PATH]";
+  const std::string form = "CID[,socket=PATH][,id=ID]";
   const Spec s = split(spec);
   VsockConfig cfg;
   const auto cid = parse_number(s.value);
@@ -80,53 +78,52 @@ VsockConfig parse_vsock(const std::string& spec) {
   cfg.guest_cid = *cid;
   for (const auto& [key, value] : s.options) {
     if (key == "socket" && value && !value->empty()) cfg.socket_path = *value;
+    else if (key == "id" && value && !value->empty()) cfg.id = *value;
     else bad("--vsock", spec, "unknown option \"" + key + "\"", form);
   }
+  if (cfg.guest_cid < 3 || cfg.guest_cid >= 0xffffffffull)
+    bad("--vsock", spec, "CID " + s.value + " is reserved: use 3 to 4294967294", form);
   return cfg;
 }
 
-VmConfig::VirtioDeviceFactory parse_share(const std::string& spec) {
+ShareConfig parse_share(const std::string& spec) {
   const std::string form =
-      "PATH,tag=TAG[,ro][,cache=none|auto|always][,writeback][,no-xattr][,queues=N][,workers=N][,dax[=MiB]]";
-  uint64_t dax_mib = 0;
+      "PATH,tag=TAG[,ro][,cache=none|auto|always][,writeback][,no-xattr][,queues=N][,workers=N][,dax[=MiB]][,id=ID]";
   const Spec s = split(spec);
-  virtio::PassthroughOptions fs;
-  virtio::FsConfig dev;
-  fs.root = s.value;
-  if (fs.root.empty()) bad("--share", spec, "no directory", form);
+  ShareConfig cfg;
+  cfg.path = s.value;
+  if (cfg.path.empty()) bad("--share", spec, "no directory", form);
   for (const auto& [key, value] : s.options) {
     if (key == "tag" && value) {
-      dev.tag = *value;
+      cfg.tag = *value;
+    } else if (key == "id" && value && !value->empty()) {
+      cfg.id = *value;
     } else if (key == "ro" && !value) {
-      fs.read_only = true;
+      cfg.read_only = true;
     } else if (key == "cache" && value) {
-      if (*value == "none") fs.cache = virtio::FsCacheMode::kNone;
-      else if (*value == "auto") fs.cache = virtio::FsCacheMode::kAuto;
-      else if (*value == "always") fs.cache = virtio::FsCacheMode::kAlways;
+      if (*value == "none") cfg.cache = ShareCache::None;
+      else if (*value == "auto") cfg.cache = ShareCache::Auto;
+      else if (*value == "always") cfg.cache = ShareCache::Always;
       else bad("--share", spec, "cache must be none, auto or always", form);
     } else if (key == "writeback" && !value) {
-      fs.writeback = true;
+      cfg.writeback = true;
     } else if (key == "no-xattr" && !value) {
-      fs.xattr = false;
+      cfg.xattr = false;
     } else if (key == "dax") {
       // The window's struct pages cost the guest 1/64 of its size in RAM.
       const auto n = value ? parse_number(*value) : std::optional<uint64_t>(kDefaultDaxMib);
       if (!n || *n == 0 || *n % 2 || *n > (64u << 10)) bad("--share", spec, "dax= must be an even MiB count up to 65536", form);
-      dax_mib = *n;
+      cfg.dax_mib = *n;
     } else if ((key == "queues" || key == "workers") && value) {
       const auto n = parse_number(*value);
       if (!n || *n == 0 || *n > 64) bad("--share", spec, key + " must be 1 to 64", form);
-      (key == "queues" ? dev.request_queues : dev.workers) = static_cast<unsigned>(*n);
+      (key == "queues" ? cfg.queues : cfg.workers) = static_cast<unsigned>(*n);
     } else {
       bad("--share", spec, "unknown option \"" + key + "\"", form);
     }
   }
-  if (dev.tag.empty() || dev.tag.size() > virtio::kFsTagBytes)
-    bad("--share", spec, "tag= must be 1 to 36 bytes", form);
-  return [fs, dev, dax_mib](const VmConfig::VirtioDeviceContext& ctx) mutable {
-    if (dax_mib) fs.dax = dev.dax = ctx.dax_window(dax_mib << 20);
-    return std::make_shared<virtio::FsDevice>(ctx.memory, dev, std::make_shared<virtio::PassthroughFs>(fs));
-  };
+  if (cfg.tag.empty() || cfg.tag.size() > kTagBytes) bad("--share", spec, "tag= must be 1 to 36 bytes", form);
+  return cfg;
 }
 
 }  // namespace skiff::cli

@@ -82,7 +82,7 @@ bool Recorder::wait_reports(const std::function<bool(const std::vector<uint32_t>
   return cv_.wait_for(lock, timeout, [&] { return pred(reports_); });
 }
 
-void attach_test_devices(Vm& vm, std::shared_ptr<Recorder> recorder) {
+void attach_test_devices(Machine& vm, std::shared_ptr<Recorder> recorder) {
   vm.pio_bus().insert(std::make_shared<ReportPort>(recorder), kReportPort, 4);
   vm.pio_bus().insert(std::make_shared<Window>(recorder, kPioWindow, false), kPioWindow, kPioWindowLen);
   vm.mmio_bus().insert(std::make_shared<Window>(recorder, kMmioWindow, true), kMmioWindow, kMmioWindowLen);
@@ -97,7 +97,7 @@ VmConfig guest_config(const std::string& kernel, uint32_t vcpus) {
   return c;
 }
 
-std::optional<VmExit> run_to_exit(Vm& vm) {
+std::optional<VmExit> run_to_exit(Machine& vm) {
   vm.start();
   auto exit = vm.wait_for(kGuestTimeout);
   if (!exit) vm.stop();

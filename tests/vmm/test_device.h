@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "devices/bus.h"
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 
 namespace skiff::test {
 
@@ -53,7 +53,7 @@ class Recorder {
 };
 
 // Adds the report port and both windows to `vm`'s buses.
-void attach_test_devices(Vm& vm, std::shared_ptr<Recorder> recorder);
+void attach_test_devices(Machine& vm, std::shared_ptr<Recorder> recorder);
 
 // A VmConfig for a test guest: no console, 64 MiB, `vcpus` vCPUs.
 VmConfig guest_config(const std::string& kernel, uint32_t vcpus = 1);
@@ -63,7 +63,7 @@ inline constexpr std::chrono::seconds kGuestTimeout{60};
 
 // Starts `vm` and waits for the guest to end it; after kGuestTimeout stops
 // the VM and returns nullopt.
-std::optional<VmExit> run_to_exit(Vm& vm);
+std::optional<VmExit> run_to_exit(Machine& vm);
 
 // Skips the test when this machine has no usable /dev/kvm.
 #define SKIFF_REQUIRE_KVM()                                                    \

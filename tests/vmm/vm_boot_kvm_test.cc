@@ -32,7 +32,7 @@ std::string boot_to_console(const std::string& kernel, VmExit& exit) {
   auto cfg = guest_config(kernel);
   cfg.console = {ConsoleMode::File, console};
   {
-    Vm vm(cfg);
+    Machine vm(cfg);
     auto e = run_to_exit(vm);
     if (!e) {
       ADD_FAILURE() << "guest did not finish within " << kGuestTimeout.count() << " s";
@@ -64,7 +64,7 @@ TEST(Boot, BzImageGuestEntersIn64BitModeWithZeroPage) {
 TEST(Boot, TripleFaultEndsTheVmWithItsReason) {
   SKIFF_REQUIRE_KVM();
   auto rec = std::make_shared<Recorder>();
-  Vm vm(guest_config(kGuestTripleFault));
+  Machine vm(guest_config(kGuestTripleFault));
   attach_test_devices(vm, rec);
   auto exit = run_to_exit(vm);
   ASSERT_TRUE(exit.has_value()) << "guest did not finish";
@@ -83,7 +83,7 @@ TEST(Boot, ConsoleOnAPseudoTerminal) {
   SKIFF_REQUIRE_KVM();
   auto cfg = guest_config(kGuestHello);
   cfg.console.mode = ConsoleMode::Pty;
-  Vm vm(cfg);
+  Machine vm(cfg);
   const std::string path = vm.console().pty_path();
   ASSERT_EQ(path.rfind("/dev/pts/", 0), 0u) << path;
   int slave = ::open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);

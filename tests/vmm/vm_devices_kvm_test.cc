@@ -15,7 +15,7 @@ namespace {
 TEST(Devices, PortAndMmioAccessesCarryTheRightData) {
   SKIFF_REQUIRE_KVM();
   auto rec = std::make_shared<Recorder>();
-  Vm vm(guest_config(kGuestPioMmio));
+  Machine vm(guest_config(kGuestPioMmio));
   attach_test_devices(vm, rec);
   auto exit = run_to_exit(vm);
   ASSERT_TRUE(exit.has_value()) << "guest did not finish";
@@ -51,7 +51,7 @@ TEST(Devices, PortAndMmioAccessesCarryTheRightData) {
 TEST(Devices, IoeventfdAndIrqfdRoundTrip) {
   SKIFF_REQUIRE_KVM();
   auto rec = std::make_shared<Recorder>();
-  Vm vm(guest_config(kGuestIrq));
+  Machine vm(guest_config(kGuestIrq));
   attach_test_devices(vm, rec);
   devices::IoEventFd pio_kick(vm.kvm_vm(), kIoeventPort, 4, true);
   devices::IoEventFd mmio_kick(vm.kvm_vm(), kIoeventMmio, 4, false, 0x5678);
@@ -86,7 +86,7 @@ TEST_P(Smp, EveryVcpuReportsItsApicId) {
   auto rec = std::make_shared<Recorder>();
   auto cfg = guest_config(kGuestSmp, n);
   cfg.max_vcpus = n + 2;  // disabled MP-table entries must not be started
-  Vm vm(cfg);
+  Machine vm(cfg);
   attach_test_devices(vm, rec);
   auto exit = run_to_exit(vm);
   ASSERT_TRUE(exit.has_value()) << "guest did not finish; reports so far: " << rec->reports().size();
@@ -105,18 +105,41 @@ INSTANTIATE_TEST_SUITE_P(Vcpus, Smp, ::testing::Values(1u, 2u, 4u));
 }  // namespace
 }  // namespace skiff::test
 
+#include <unistd.h>
+
+#include "base/unique_fd.h"
 #include "virtio/testing/fake_device.h"
+#include "virtio/vsock/vsock_device.h"
 #include "vmm/boot/layout.h"
 
 namespace skiff::test {
 namespace {
 
+// A 1 MiB image file, removed with the object.
+class ScratchDisk {
+ public:
+  ScratchDisk() {
+    path_ = ::testing::TempDir() + "skiff-devices-XXXXXX";
+    UniqueFd fd(::mkstemp(path_.data()));
+    if (!fd || ::ftruncate(fd.get(), 1 << 20) != 0) throw std::system_error(errno, std::generic_category(), path_);
+  }
+  ~ScratchDisk() { ::unlink(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 TEST(Devices, VirtioDevicesGetAWindowAnIrqAndACommandLineEntry) {
   SKIFF_REQUIRE_KVM();
+  ScratchDisk disk;
   auto cfg = guest_config(kGuestHello);
-  auto fake = [](const VmConfig::VirtioDeviceContext&) { return std::make_shared<virtio::testing::FakeDevice>(); };
-  cfg.virtio_devices = {fake, fake};
-  Vm vm(cfg);
+  DiskConfig d;
+  d.path = disk.path();
+  VsockConfig v;
+  v.guest_cid = 7;
+  cfg.devices = {d, v};
+  Machine vm(cfg);
   // The transports answer on the MMIO bus with the virtio magic.
   for (uint64_t base : {layout::kVirtioMmioStart, layout::kVirtioMmioStart + layout::kVirtioMmioWindow}) {
     uint32_t magic = 0;
@@ -128,10 +151,63 @@ TEST(Devices, VirtioDevicesGetAWindowAnIrqAndACommandLineEntry) {
   EXPECT_NE(std::string(cmdline).find(" virtio_mmio.device=4K@0xd1000000:5 virtio_mmio.device=4K@0xd1001000:6"),
             std::string::npos)
       << cmdline;
+  // Named by kind in attach order, found by id and by type.
+  ASSERT_NE(vm.devices().find("disk0"), nullptr);
+  ASSERT_NE(vm.devices().find("vsock0"), nullptr);
+  EXPECT_EQ(vm.devices().find("disk0")->mmio_base, layout::kVirtioMmioStart);
+  EXPECT_EQ(vm.devices().find("vsock0")->gsi, 6u);
+  EXPECT_EQ(vm.devices().find_type(2).size(), 1u);
+  EXPECT_EQ(vm.devices().find("vsock0")->model.get(), static_cast<virtio::VirtioDevice*>(vm.vsock().get()));
   // The guest still boots and ends as before.
   auto exit = run_to_exit(vm);
   ASSERT_TRUE(exit.has_value());
   EXPECT_EQ(exit->kind, VmExitKind::Reset);
+}
+
+// Add and remove, before start and while the guest runs: windows and GSIs
+// are given back and reused, ids stay unique, a failed add leaves nothing.
+TEST(Devices, AddAndRemoveReuseWindowsAndGsis) {
+  SKIFF_REQUIRE_KVM();
+  ScratchDisk disk;
+  Machine vm(guest_config(kGuestCount));
+  auto& devices = vm.devices();
+  const uint32_t gsis_before = vm.gsi_allocator().available();
+  const auto& a = devices.add(std::string("fake-a"), std::make_shared<virtio::testing::FakeDevice>());
+  EXPECT_EQ(a.mmio_base, layout::kVirtioMmioStart);
+  DiskConfig d;
+  d.path = disk.path();
+  const auto& b = vm.add_device(d);
+  EXPECT_EQ(b.id, "disk0");
+  EXPECT_EQ(b.mmio_base, layout::kVirtioMmioStart + layout::kVirtioMmioWindow);
+  EXPECT_EQ(vm.gsi_allocator().available(), gsis_before - 2);
+
+  // Same id twice, and a disk that won't open: refused, nothing attached.
+  d.id = "disk0";
+  EXPECT_THROW(vm.add_device(d), ConfigError);
+  DiskConfig missing;
+  missing.path = "/nonexistent/skiff-disk.img";
+  EXPECT_ANY_THROW(vm.add_device(missing));
+  EXPECT_EQ(devices.size(), 2u);
+  EXPECT_EQ(vm.gsi_allocator().available(), gsis_before - 2);
+
+  // Removing gives the window back: the next device takes the lowest one.
+  EXPECT_TRUE(vm.remove_device("fake-a"));
+  EXPECT_FALSE(vm.remove_device("fake-a"));
+  EXPECT_EQ(vm.gsi_allocator().available(), gsis_before - 1);
+  uint32_t magic = 0;
+  EXPECT_FALSE(vm.mmio_bus().read(layout::kVirtioMmioStart, std::span(reinterpret_cast<uint8_t*>(&magic), 4)));
+  vm.start();
+  const auto& c = vm.add_device(VsockConfig{});
+  EXPECT_EQ(c.id, "vsock0");
+  EXPECT_EQ(c.mmio_base, layout::kVirtioMmioStart);
+  EXPECT_TRUE(vm.mmio_bus().read(layout::kVirtioMmioStart, std::span(reinterpret_cast<uint8_t*>(&magic), 4)));
+  EXPECT_EQ(magic, 0x74726976u);
+  // While the guest runs: its vCPUs are parked around the removal.
+  EXPECT_TRUE(vm.remove_device("disk0"));
+  EXPECT_EQ(vm.state(), VmState::Running);
+  EXPECT_EQ(devices.size(), 1u);
+  vm.stop();
+  vm.wait();
 }
 
 }  // namespace

@@ -29,7 +29,7 @@ bool consecutive_from_one(const std::vector<uint32_t>& r) {
 TEST(Lifecycle, PauseStopsTheGuestAndResumeContinuesItExactly) {
   SKIFF_REQUIRE_KVM();
   auto rec = std::make_shared<Recorder>();
-  Vm vm(guest_config(kGuestCount));
+  Machine vm(guest_config(kGuestCount));
   attach_test_devices(vm, rec);
   EXPECT_EQ(vm.state(), VmState::Created);
   vm.start();
@@ -58,7 +58,7 @@ TEST(Lifecycle, StopWhilePausedAndDestroyWithoutStart) {
   SKIFF_REQUIRE_KVM();
   {
     auto rec = std::make_shared<Recorder>();
-    Vm vm(guest_config(kGuestCount, 2));
+    Machine vm(guest_config(kGuestCount, 2));
     attach_test_devices(vm, rec);
     vm.start();
     ASSERT_TRUE(rec->wait_reports([](const auto& r) { return !r.empty(); }, kGuestTimeout));
@@ -69,7 +69,7 @@ TEST(Lifecycle, StopWhilePausedAndDestroyWithoutStart) {
     EXPECT_EQ(exit->kind, VmExitKind::Stopped);
   }
   {
-    Vm never_started(guest_config(kGuestCount));
+    Machine never_started(guest_config(kGuestCount));
     EXPECT_EQ(never_started.state(), VmState::Created);
   }
 }

@@ -187,28 +187,16 @@ TEST_P(VirtioGuest, DrivesBlockAndVsockThroughTheMmioTransport) {
   auto rec = std::make_shared<Recorder>();
   HostPeer peer;  // outlives the VM: the listener calls it until the VM is gone
 
-  // The VM's transports own the devices. The test only borrows them while
-  // the VM lives: the vsock device must not outlive the VM's I/O thread.
-  virtio::BlockDevice* blk = nullptr;
-  virtio::VsockDevice* vsock = nullptr;
+  // The machine's device manager owns the devices. The test only borrows
+  // them while the machine lives: the vsock device must not outlive its I/O
+  // thread.
   auto cfg = guest_config(kGuestVirtio);
-  cfg.virtio_devices = {
-      [&](const VmConfig::VirtioDeviceContext& ctx) {
-        virtio::BlockConfig bc;
-        bc.path = disk.path();
-        bc.backend = GetParam();
-        auto d = std::make_shared<virtio::BlockDevice>(ctx.memory, bc);
-        blk = d.get();
-        return d;
-      },
-      [&](const VmConfig::VirtioDeviceContext& ctx) {
-        virtio::VsockOptions o;
-        o.io = &ctx.io;
-        auto d = std::make_shared<virtio::VsockDevice>(kGuestCid, o);
-        vsock = d.get();
-        return d;
-      },
-  };
+  DiskConfig disk_cfg;
+  disk_cfg.path = disk.path();
+  disk_cfg.backend = GetParam() == virtio::BlockBackendKind::kThreadPool ? DiskBackend::ThreadPool : DiskBackend::Auto;
+  VsockConfig vsock_cfg;
+  vsock_cfg.guest_cid = kGuestCid;
+  cfg.devices = {disk_cfg, vsock_cfg};
 
   const std::vector<uint32_t> expected = {
       VG_STARTED,
@@ -230,10 +218,16 @@ TEST_P(VirtioGuest, DrivesBlockAndVsockThroughTheMmioTransport) {
   std::optional<VmExit> exit;
   std::string backend;
   {
-    Vm vm(cfg);
+    Machine vm(cfg);
     attach_test_devices(vm, rec);
+    ASSERT_EQ(vm.devices().size(), 2u);
+    const auto* disk_dev = vm.devices().find("disk0");
+    ASSERT_NE(disk_dev, nullptr);
+    auto* blk = disk_dev->as<virtio::BlockDevice>();
     ASSERT_NE(blk, nullptr);
+    auto vsock = vm.vsock();
     ASSERT_NE(vsock, nullptr);
+    EXPECT_EQ(vm.devices().find("vsock0")->model.get(), static_cast<virtio::VirtioDevice*>(vsock.get()));
     backend = blk->backend_name();
     vsock->listen(VG_HOST_PORT, [&peer](UniqueFd fd) { peer.on_accept(std::move(fd)); });
     peer.start();

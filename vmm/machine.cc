@@ -1,4 +1,4 @@
-#include "vmm/vm.h"
+#include "vmm/machine.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,8 +9,8 @@
 #include "devices/acpi_pm.h"
 #include "devices/boot_marker.h"
 #include "devices/i8042.h"
+#include "virtio/vsock/vsock_device.h"
 #include "vmm/boot/acpi.h"
-#include "memory/dax_window.h"
 #include "vmm/boot/boot_params.h"
 #include "vmm/boot/cpu_setup.h"
 #include "vmm/boot/layout.h"
@@ -96,9 +96,7 @@ void validate_config(const VmConfig& c, const kvm::System& kvm) {
                       std::to_string(host) + " MiB");
   if (c.hugepages && c.memory_mib % 2)
     throw ConfigError("with huge pages the memory size must be a multiple of 2 MiB");
-  if (c.vsock && (c.vsock->guest_cid < 3 || c.vsock->guest_cid >= 0xffffffffull))
-    throw ConfigError("vsock guest CID " + std::to_string(c.vsock->guest_cid) +
-                      " is reserved: use 3 to 4294967294");
+  for (const auto& d : c.devices) validate(d);
 }
 
 std::string to_string(VmState s) {
@@ -111,7 +109,7 @@ std::string to_string(VmState s) {
   return "unknown";
 }
 
-Vm::Vm(const VmConfig& config)
+Machine::Machine(const VmConfig& config)
     : config_(config),
       kvm_(),
       memory_([&] {
@@ -127,8 +125,9 @@ Vm::Vm(const VmConfig& config)
   setup_machine();
   const uint32_t max_vcpus = config_.max_vcpus ? config_.max_vcpus : config_.vcpus;
   attach_legacy_devices();
-  const std::string virtio_args = attach_virtio_devices();
-  load_boot_image(max_vcpus, virtio_args);
+  devices_ = std::make_unique<DeviceManager>(vm_, memory_, mmio_bus_, gsis_);
+  for (const auto& d : config_.devices) devices_->add(d);
+  load_boot_image(max_vcpus, devices_->cmdline_args());
   create_vcpus(max_vcpus);
   log::info("vmm", "vm created",
             {{"kernel", config_.kernel_path},
@@ -139,7 +138,7 @@ Vm::Vm(const VmConfig& config)
              {"kvm", kvm::to_string(kvm::detect_flavour())}});
 }
 
-void Vm::setup_machine() {
+void Machine::setup_machine() {
   // RAM slots first: once the in-kernel irqchip exists, every
   // memslot change waits for an SRCU grace period (measured: 6-7 ms per VM,
   // twice the whole set-up budget). Then the TSS and identity map for VMX
@@ -152,7 +151,7 @@ void Vm::setup_machine() {
   vm_.create_pit();
 }
 
-void Vm::load_boot_image(uint32_t max_vcpus, const std::string& extra_cmdline) {
+void Machine::load_boot_image(uint32_t max_vcpus, const std::string& extra_cmdline) {
   // Kernel, command line, initramfs, memory map and boot tables.
   auto image = read_file(config_.kernel_path, "kernel");
   kernel_ = boot::load_kernel(memory_, image);
@@ -181,7 +180,7 @@ void Vm::load_boot_image(uint32_t max_vcpus, const std::string& extra_cmdline) {
   }
 }
 
-void Vm::attach_legacy_devices() {
+void Machine::attach_legacy_devices() {
   // COM1 console and the keyboard controller for reset.
   console_ = std::make_unique<Console>(config_.console);
   serial_irq_ = std::make_shared<devices::IrqFd>(vm_, devices::kCom1Irq);
@@ -210,66 +209,38 @@ void Vm::attach_legacy_devices() {
   pio_bus_.insert(marker, devices::BootMarker::kPort, devices::BootMarker::kLength);
 }
 
-std::string Vm::attach_virtio_devices() {
-  if (config_.virtio_devices.empty() && !config_.vsock) return "";
-  io_thread_ = std::make_unique<IoThread>();
-  std::vector<std::shared_ptr<virtio::VirtioDevice>> devices;
-  // DAX windows go above RAM and the 4 GiB boundary, 1 GiB aligned, one
-  // after another; their memslots follow RAM's.
-  uint64_t ram_end = 0;
-  for (const auto& r : memory_.regions()) ram_end = std::max(ram_end, r.start().value() + r.size());
-  constexpr uint64_t kGiB = 1ull << 30;
-  uint64_t next_window = (std::max(ram_end, 4 * kGiB) + kGiB - 1) / kGiB * kGiB;
-  uint32_t next_slot = static_cast<uint32_t>(memory_.regions().size());
-  auto dax_window = [&](uint64_t size) {
-    auto w = std::make_shared<DaxWindow>(vm_, next_slot++, GuestAddress(next_window), size);
-    next_window += (size + kGiB - 1) / kGiB * kGiB;
-    log::info("vmm", "DAX window", {{"base", hex(w->base().value())}, {"size", w->size()}});
-    return w;
-  };
-  for (const auto& make_device : config_.virtio_devices)
-    devices.push_back(make_device(VmConfig::VirtioDeviceContext{memory_, *io_thread_, dax_window}));
-  if (config_.vsock) {
-    virtio::VsockOptions options;
-    options.io = io_thread_.get();
-    vsock_ = std::make_shared<virtio::VsockDevice>(config_.vsock->guest_cid, options);
-    if (!config_.vsock->socket_path.empty())
-      vsock_socket_ = std::make_unique<virtio::VsockUnixSocket>(vsock_, *io_thread_, config_.vsock->socket_path);
-    devices.push_back(vsock_);
-  }
-  std::string args;
-  uint64_t base = layout::kVirtioMmioStart;
-  for (const auto& device : devices) {
-    const uint32_t gsi = gsis_.allocate();
-    auto irq = std::make_shared<devices::IrqFd>(vm_, gsi);
-    auto transport = std::make_shared<virtio::MmioTransport>(memory_, device, irq);
-    mmio_bus_.insert(transport, base, layout::kVirtioMmioWindow);
-    // A kick writes the queue index to QueueNotify: one ioeventfd per queue
-    // (matching that index), so KVM completes the write without a vCPU exit
-    // to userspace and the I/O thread runs the device.
-    for (size_t q = 0; q < transport->queue_count(); ++q) {
-      auto kick = std::make_unique<devices::IoEventFd>(vm_, base + virtio::mmio::kQueueNotify, 4, false, uint64_t{q});
-      kick_watches_.push_back(
-          io_thread_->watch(kick->event().fd(), [t = transport.get(), q] { t->notify(q); }));
-      kicks_.push_back(std::move(kick));
-    }
-    args += " " + virtio::mmio_cmdline_arg(base, layout::kVirtioMmioWindow, gsi);
-    log::info("vmm", "virtio device attached",
-              {{"type", uint64_t{device->device_type()}}, {"mmio", hex(base)}, {"gsi", uint64_t{gsi}}});
-    transports_.push_back(std::move(transport));
-    virtio_irqs_.push_back(std::move(irq));
-    base += layout::kVirtioMmioWindow;
-  }
-  return args;
+const DeviceManager::Device& Machine::add_device(DeviceConfig config) {
+  std::lock_guard lock(state_mutex_);
+  return devices_->add(std::move(config));
 }
 
-std::optional<std::chrono::microseconds> Vm::userspace_reached() const {
+bool Machine::remove_device(const std::string& id) {
+  std::lock_guard lock(state_mutex_);
+  // No vCPU may be inside the device's transport while it goes.
+  const bool running = state_ == VmState::Running && !control_.finished();
+  if (running) {
+    control_.request_pause();
+    kick_all();
+    control_.wait_all_parked();
+  }
+  const bool removed = devices_->remove(id);
+  if (running) control_.resume();
+  return removed;
+}
+
+std::shared_ptr<virtio::VsockDevice> Machine::vsock() const {
+  for (const auto* d : devices_->find_type(virtio::kVsockDeviceType))
+    return std::static_pointer_cast<virtio::VsockDevice>(d->model);
+  return nullptr;
+}
+
+std::optional<std::chrono::microseconds> Machine::userspace_reached() const {
   int64_t us = userspace_us_.load();
   if (us < 0) return std::nullopt;
   return std::chrono::microseconds(us);
 }
 
-void Vm::create_vcpus(uint32_t max_vcpus) {
+void Machine::create_vcpus(uint32_t max_vcpus) {
   // All configured now; only the boot processor has entry registers,
   // the others wait for the guest's INIT/SIPI.
   const auto cpuid = kvm_.supported_cpuid();
@@ -287,12 +258,12 @@ void Vm::create_vcpus(uint32_t max_vcpus) {
   }
 }
 
-Vm::~Vm() {
+Machine::~Machine() {
   stop();
   for (auto& v : vcpus_) v->join();
 }
 
-void Vm::start() {
+void Machine::start() {
   std::lock_guard lock(state_mutex_);
   if (state_ != VmState::Created) throw std::logic_error("VM already started");
   control_.set_running_vcpus(vcpus_.size());
@@ -303,11 +274,11 @@ void Vm::start() {
   log::info("vmm", "vm started");
 }
 
-void Vm::kick_all() {
+void Machine::kick_all() {
   for (auto& v : vcpus_) v->kick();
 }
 
-void Vm::pause() {
+void Machine::pause() {
   std::lock_guard lock(state_mutex_);
   if (state_ != VmState::Running) return;
   control_.request_pause();
@@ -317,7 +288,7 @@ void Vm::pause() {
   log::info("vmm", "vm paused");
 }
 
-void Vm::resume() {
+void Machine::resume() {
   std::lock_guard lock(state_mutex_);
   if (state_ != VmState::Paused) return;
   control_.resume();
@@ -325,7 +296,7 @@ void Vm::resume() {
   log::info("vmm", "vm resumed");
 }
 
-void Vm::stop(VmExit exit) {
+void Machine::stop(VmExit exit) {
   std::lock_guard lock(state_mutex_);
   control_.finish(std::move(exit));
   if (state_ == VmState::Created) {
@@ -335,19 +306,19 @@ void Vm::stop(VmExit exit) {
   state_ = VmState::Exited;
 }
 
-VmExit Vm::wait() {
+VmExit Machine::wait() {
   auto e = control_.wait();
   mark_exited(e);
   return e;
 }
 
-std::optional<VmExit> Vm::wait_for(std::chrono::milliseconds timeout) {
+std::optional<VmExit> Machine::wait_for(std::chrono::milliseconds timeout) {
   auto e = control_.wait_for(timeout);
   if (e) mark_exited(*e);
   return e;
 }
 
-void Vm::mark_exited(const VmExit& e) {
+void Machine::mark_exited(const VmExit& e) {
   std::lock_guard lock(state_mutex_);
   if (exit_logged_) return;
   exit_logged_ = true;
@@ -360,7 +331,7 @@ void Vm::mark_exited(const VmExit& e) {
   log::info("vmm", "vm exited", fields);
 }
 
-VmState Vm::state() const {
+VmState Machine::state() const {
   std::lock_guard lock(state_mutex_);
   if (control_.finished()) return VmState::Exited;
   return state_;

@@ -1,35 +1,34 @@
 #pragma once
-// A KVM virtual machine booted from a kernel image: guest memory, the
-// in-kernel irqchip and PIT, legacy devices, vCPU threads and their
-// lifecycle (start, pause, resume, stop). Construction does the whole set-up
-// and validation; start() enters the guest.
+// skiff::Machine: a KVM virtual machine booted from a kernel image (the
+// VMM's whole machine, not the raw kvm::Vm handle it holds): guest memory,
+// the in-kernel irqchip and PIT, legacy devices, the virtio devices through
+// its DeviceManager, vCPU threads and their lifecycle (start, pause, resume,
+// stop). Construction does the whole set-up and validation; start() enters
+// the guest.
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <vector>
 
+#include "base/config_error.h"
 #include "devices/bus.h"
 #include "devices/interrupts.h"
 #include "devices/serial.h"
-#include "vmm/boot/kernel_image.h"
-#include "virtio/mmio_transport.h"
-#include "virtio/vsock/vsock_device.h"
-#include "virtio/vsock/vsock_unix_socket.h"
-#include "vmm/console.h"
-#include "base/io_thread.h"
-#include "memory/guest_memory.h"
 #include "kvm/kvm.h"
+#include "memory/guest_memory.h"
+#include "vmm/boot/kernel_image.h"
+#include "vmm/console.h"
+#include "vmm/device_manager.h"
 #include "vmm/run_control.h"
 #include "vmm/vcpu_thread.h"
 #include "vmm/vm_config.h"
 
-namespace skiff {
+namespace skiff::virtio {
+class VsockDevice;
+}
 
-class ConfigError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+namespace skiff {
 
 // Throws ConfigError with one clear line for sizes no VM can have.
 void validate_config(const VmConfig& config, const kvm::System& kvm);
@@ -37,14 +36,14 @@ void validate_config(const VmConfig& config, const kvm::System& kvm);
 enum class VmState { Created, Running, Paused, Exited };
 std::string to_string(VmState);
 
-class Vm {
+class Machine {
  public:
   // Everything up to the first guest instruction: throws ConfigError,
   // boot::BootImageError or std::system_error with context.
-  explicit Vm(const VmConfig& config);
-  ~Vm();
-  Vm(const Vm&) = delete;
-  Vm& operator=(const Vm&) = delete;
+  explicit Machine(const VmConfig& config);
+  ~Machine();
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
 
   // Devices may be added to the buses before start(); tests add theirs here.
   devices::Bus& pio_bus() { return pio_bus_; }
@@ -55,9 +54,19 @@ class Vm {
   devices::Serial& serial() { return *serial_; }
   const Console& console() const { return *console_; }
   const boot::LoadedKernel& kernel() const { return kernel_; }
-  // The vsock device (VmConfig::vsock), null without one. The runtime's way
-  // to the guest agent; it must not outlive the Vm.
-  const std::shared_ptr<virtio::VsockDevice>& vsock() const { return vsock_; }
+  // The virtio devices. Tests attach ready-made models here before start();
+  // the guest finds those only if it knows their windows (the command line
+  // was written at construction).
+  DeviceManager& devices() { return *devices_; }
+  const DeviceManager& devices() const { return *devices_; }
+  // Adds a device at run time (for hotplug) or before start().
+  const DeviceManager::Device& add_device(DeviceConfig config);
+  // Removes device `id`, with every vCPU paused meanwhile if the guest runs;
+  // false if there is none.
+  bool remove_device(const std::string& id);
+  // The first vsock device, null without one: the runtime's way to the
+  // guest agent. It must not outlive the machine.
+  std::shared_ptr<virtio::VsockDevice> vsock() const;
 
   void start();
   // Returns once no vCPU runs guest code.
@@ -79,9 +88,6 @@ class Vm {
   void setup_machine();
   void load_boot_image(uint32_t max_vcpus, const std::string& extra_cmdline);
   void attach_legacy_devices();
-  // Each virtio device: an MMIO window, a GSI with an irqfd, an ioeventfd per
-  // queue watched on the I/O thread; returns their kernel command-line args.
-  std::string attach_virtio_devices();
   void create_vcpus(uint32_t max_vcpus);
   void kick_all();
   void mark_exited(const VmExit& e);
@@ -90,9 +96,6 @@ class Vm {
   kvm::System kvm_;
   GuestMemory memory_;
   kvm::Vm vm_;
-  // Outlives everything that may hold a device: the buses hold the transports
-  // and the transports their devices, whose destructors use the I/O thread.
-  std::unique_ptr<IoThread> io_thread_;
   devices::Bus pio_bus_{"pio"};
   devices::Bus mmio_bus_{"mmio"};
   devices::GsiAllocator gsis_;
@@ -100,15 +103,9 @@ class Vm {
   std::shared_ptr<devices::IrqFd> serial_irq_;
   std::shared_ptr<devices::Serial> serial_;
   boot::LoadedKernel kernel_;
-  // Destroyed in reverse: kick watches first (they use the I/O thread and the
-  // transports), then the ioeventfds, the transports.
-  std::vector<std::shared_ptr<virtio::MmioTransport>> transports_;
-  std::vector<std::shared_ptr<devices::IrqFd>> virtio_irqs_;
-  std::vector<std::unique_ptr<devices::IoEventFd>> kicks_;
-  std::vector<std::unique_ptr<IoThread::Watch>> kick_watches_;
-  // Before the I/O thread goes: both use it.
-  std::shared_ptr<virtio::VsockDevice> vsock_;
-  std::unique_ptr<virtio::VsockUnixSocket> vsock_socket_;
+  // After the buses and the GSI allocator it attaches to, before the vCPUs
+  // that reach its devices through the bus.
+  std::unique_ptr<DeviceManager> devices_;
   RunControl control_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
   mutable std::mutex state_mutex_;
