@@ -140,6 +140,10 @@ TEST(Cli, BadInputGetsOneClearLine) {
   expect_one_line_error("boot --kernel " + hello + " --disk " + hello + ",bogus", "unknown option \"bogus\"");
   expect_one_line_error("boot --kernel " + hello + " --disk " + hello + ",serial=123456789012345678901",
                         "serial is longer than 20 bytes");
+  // Two devices may not share an id; the machine is not created.
+  expect_one_line_error("boot --kernel " + hello + " --disk " + hello + ",ro,id=d --disk " + hello + ",ro,id=d",
+                        "disk \"d\": a device with this id exists");
+  expect_one_line_error("boot --kernel " + hello + " --vsock 2", "CID 2 is reserved");
 }
 
 }  // namespace
