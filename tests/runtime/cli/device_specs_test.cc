@@ -77,6 +77,13 @@ TEST(DeviceSpecs, Share) {
   EXPECT_NE(error_of([] { parse_share("/srv,tag=x,dax=lots"); }), "");
 }
 
+// An error is one line whatever the spec holds (found by the fuzzer: a
+// newline in the path came back in the message).
+TEST(DeviceSpecs, ErrorsStayOneLine) {
+  EXPECT_EQ(error_of([] { parse_disk("/a\nb,bogus"); }), "--disk /a\\x0ab,bogus: unknown option \"bogus\" (PATH[,ro][,serial=ID][,id=ID])");
+  EXPECT_EQ(error_of([] { parse_share("/srv,tag=x,\x01"); }).find('\x01'), std::string::npos);
+}
+
 // What the parser lets through, the device config's own check also accepts:
 // the CLI and the control API agree on what a valid device is.
 TEST(DeviceSpecs, ParsedSpecsPassTheDeviceCheck) {
