@@ -3,42 +3,134 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <future>
 
 namespace skiff {
+namespace {
 
-struct IoThread::Watch::State {
-  explicit State(boost::asio::io_context& io, int fd, std::function<void()> cb)
-      : descriptor(io, fd), on_signal(std::move(cb)) {}
-  boost::asio::posix::stream_descriptor descriptor;
+using boost::asio::posix::stream_descriptor;
+
+// Watches one eventfd; re-arms itself until stopped.
+struct EventState {
+  EventState(boost::asio::io_context& io, int fd, std::function<void()> cb) : descriptor(io, fd), on_signal(std::move(cb)) {}
+  stream_descriptor descriptor;
   std::function<void()> on_signal;
-  IoThread* owner = nullptr;
   bool stopped = false;  // only touched on the I/O thread
 
-  // Waits for the next signal; re-arms itself until stopped.
-  static void arm(const std::shared_ptr<State>& state);
+  static void arm(const std::shared_ptr<EventState>& s) {
+    s->descriptor.async_wait(stream_descriptor::wait_read, [s](const boost::system::error_code& ec) {
+      if (ec || s->stopped) return;
+      uint64_t count;
+      // Non-blocking eventfd: consume the counter, then act.
+      if (::read(s->descriptor.native_handle(), &count, sizeof count) > 0) s->on_signal();
+      if (!s->stopped) arm(s);
+    });
+  }
 };
 
-IoThread::IoThread()
-    : work_(std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
-          io_.get_executor())) {
+class AsioWatch final : public EventLoop::Watch {
+ public:
+  AsioWatch(IoThread& io, std::shared_ptr<EventState> s) : io_(io), state_(std::move(s)) {}
+  ~AsioWatch() override {
+    // Stop on the I/O thread, where the handler runs; the fd goes back to its owner.
+    auto s = state_;
+    io_.run_sync([s] {
+      s->stopped = true;
+      boost::system::error_code ignored;
+      s->descriptor.cancel(ignored);
+      s->descriptor.release();
+    });
+  }
+
+ private:
+  IoThread& io_;
+  std::shared_ptr<EventState> state_;
+};
+
+// The descriptor outlives the FdWatch while handlers still hold it; `cancelled`
+// keeps them from calling back once the FdWatch is gone.
+struct FdState {
+  FdState(boost::asio::io_context& io, int fd) : descriptor(io, fd) {}
+  stream_descriptor descriptor;
+  std::atomic<bool> cancelled{false};
+};
+
+class AsioFdWatch final : public EventLoop::FdWatch {
+ public:
+  AsioFdWatch(boost::asio::io_context& io, int fd) : state_(std::make_shared<FdState>(io, fd)) {}
+  ~AsioFdWatch() override {
+    state_->cancelled = true;
+    boost::system::error_code ignored;
+    state_->descriptor.cancel(ignored);
+    state_->descriptor.release();  // the fd stays the caller's
+  }
+  void wait(EventLoop::Ready what, std::function<void()> on_ready) override {
+    state_->descriptor.async_wait(
+        what == EventLoop::Ready::Readable ? stream_descriptor::wait_read : stream_descriptor::wait_write,
+        [s = state_, cb = std::move(on_ready)](const boost::system::error_code& ec) {
+          if (ec == boost::asio::error::operation_aborted || s->cancelled) return;
+          cb();
+        });
+  }
+
+ private:
+  std::shared_ptr<FdState> state_;
+};
+
+struct TimerState {
+  explicit TimerState(boost::asio::io_context& io) : timer(io) {}
+  boost::asio::steady_timer timer;
+  std::atomic<bool> cancelled{false};
+};
+
+class AsioTimer final : public EventLoop::Timer {
+ public:
+  explicit AsioTimer(boost::asio::io_context& io) : state_(std::make_shared<TimerState>(io)) {}
+  ~AsioTimer() override {
+    state_->cancelled = true;
+    state_->timer.cancel();
+  }
+  void after(std::chrono::milliseconds delay, std::function<void()> fn) override {
+    state_->timer.expires_after(delay);
+    state_->timer.async_wait([s = state_, cb = std::move(fn)](const boost::system::error_code& ec) {
+      if (ec || s->cancelled) return;
+      cb();
+    });
+  }
+
+ private:
+  std::shared_ptr<TimerState> state_;
+};
+
+}  // namespace
+
+struct IoThread::Impl {
+  boost::asio::io_context io;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work{io.get_executor()};
+};
+
+IoThread::IoThread() : impl_(std::make_unique<Impl>()) {
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "skiff-io");
-    io_.run();
+    impl_->io.run();
   });
 }
 
 IoThread::~IoThread() {
-  work_.reset();
-  io_.stop();
+  impl_->work.reset();
+  impl_->io.stop();
   if (thread_.joinable()) thread_.join();
 }
 
-void IoThread::post(std::function<void()> fn) { boost::asio::post(io_, std::move(fn)); }
+void IoThread::post(std::function<void()> fn) { boost::asio::post(impl_->io, std::move(fn)); }
 
 void IoThread::run_sync(const std::function<void()>& fn) {
-  if (on_io_thread()) {
+  if (on_loop_thread()) {
     fn();
     return;
   }
@@ -50,34 +142,16 @@ void IoThread::run_sync(const std::function<void()>& fn) {
   done.get_future().wait();
 }
 
-void IoThread::Watch::State::arm(const std::shared_ptr<State>& state) {
-  state->descriptor.async_wait(boost::asio::posix::stream_descriptor::wait_read,
-                               [state](const boost::system::error_code& ec) {
-                                 if (ec || state->stopped) return;
-                                 uint64_t count;
-                                 // Non-blocking eventfd: consume the counter, then act.
-                                 if (::read(state->descriptor.native_handle(), &count, sizeof count) > 0)
-                                   state->on_signal();
-                                 if (!state->stopped) arm(state);
-                               });
+std::unique_ptr<EventLoop::Watch> IoThread::watch(int fd, std::function<void()> on_signal) {
+  auto state = std::make_shared<EventState>(impl_->io, fd, std::move(on_signal));
+  post([state] { EventState::arm(state); });
+  return std::make_unique<AsioWatch>(*this, state);
 }
 
-std::unique_ptr<IoThread::Watch> IoThread::watch(int fd, std::function<void()> on_signal) {
-  auto state = std::make_shared<Watch::State>(io_, fd, std::move(on_signal));
-  state->owner = this;
-  post([state] { Watch::State::arm(state); });
-  return std::unique_ptr<Watch>(new Watch(state));
+std::unique_ptr<EventLoop::FdWatch> IoThread::watch_fd(int fd) {
+  return std::make_unique<AsioFdWatch>(impl_->io, fd);
 }
 
-IoThread::Watch::~Watch() {
-  // Stop on the I/O thread, where the handler runs; hand the fd back to its owner.
-  auto state = state_;
-  state->owner->run_sync([state] {
-    state->stopped = true;
-    boost::system::error_code ignored;
-    state->descriptor.cancel(ignored);
-    state->descriptor.release();
-  });
-}
+std::unique_ptr<EventLoop::Timer> IoThread::timer() { return std::make_unique<AsioTimer>(impl_->io); }
 
 }  // namespace skiff

@@ -79,7 +79,7 @@ struct DeviceManager::Device::Wiring {
   std::shared_ptr<devices::IrqFd> irq;
   std::shared_ptr<virtio::MmioTransport> transport;
   std::vector<std::unique_ptr<devices::IoEventFd>> kicks;
-  std::vector<std::unique_ptr<IoThread::Watch>> kick_watches;
+  std::vector<std::unique_ptr<EventLoop::Watch>> kick_watches;
   std::unique_ptr<virtio::VsockUnixSocket> front_end;
 };
 
@@ -142,6 +142,7 @@ std::shared_ptr<virtio::VirtioDevice> DeviceManager::build(const DeviceConfig& c
     c.serial = d->serial;
     c.queues = d->queues;
     c.backend = backend_kind(d->backend);
+    c.loop = &io();
     return std::make_shared<virtio::BlockDevice>(memory_, c);
   }
   if (const auto* s = std::get_if<ShareConfig>(&config)) {

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <utility>
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
@@ -107,6 +108,12 @@ BlockDevice::BlockDevice(const GuestMemory& mem, BlockConfig config) : mem_(mem)
 BlockDevice::~BlockDevice() {
   reset();
   backend_.reset();  // joins its threads before fd_ closes
+  if (config_.loop) {
+    // A resumption already posted finds the device gone; one running now
+    // ends before the loop runs this.
+    alive_.reset();
+    config_.loop->run_sync([] {});
+  }
 }
 
 uint64_t BlockDevice::device_features() const {
@@ -168,6 +175,14 @@ void BlockDevice::queue_notify(size_t queue) {
   // Until the ring is empty (or the configured bound). A guest that keeps the
   // ring non-empty only spins its own vCPU thread here.
   for (size_t n = 0; config_.max_chains_per_notify == 0 || n < config_.max_chains_per_notify; ++n) {
+    // A slot before the chain: with none, the chain stays in the ring.
+    bool deferred = false;
+    while (!reserve_slot()) {
+      submit_batch();  // held back, these would never free a slot
+      if (reserve_slot()) break;
+      if ((deferred = defer_or_wait(queue))) break;
+    }
+    if (deferred) break;
     std::optional<DescriptorChain> chain;
     {
       std::lock_guard qlock(q.mu);
@@ -193,19 +208,39 @@ void BlockDevice::submit_batch() {
   batch_.clear();
 }
 
-BlockDevice::Slot& BlockDevice::take_slot() {
-  if (spare_slots_.empty()) {
-    std::unique_lock lock(inflight_mu_);
-    if (free_slots_.empty()) {
-      lock.unlock();
-      submit_batch();  // held back, these would never free a slot
-      lock.lock();
-      inflight_cv_.wait(lock, [this] { return !free_slots_.empty(); });
-    }
-    const size_t n = std::min(free_slots_.size(), kSlotsTakenAtOnce);
-    spare_slots_.assign(free_slots_.end() - static_cast<std::ptrdiff_t>(n), free_slots_.end());
-    free_slots_.resize(free_slots_.size() - n);
+bool BlockDevice::reserve_slot() {
+  if (!spare_slots_.empty()) return true;
+  std::lock_guard lock(inflight_mu_);
+  if (free_slots_.empty()) return false;
+  const size_t n = std::min(free_slots_.size(), kSlotsTakenAtOnce);
+  spare_slots_.assign(free_slots_.end() - static_cast<std::ptrdiff_t>(n), free_slots_.end());
+  free_slots_.resize(free_slots_.size() - n);
+  return true;
+}
+
+bool BlockDevice::defer_or_wait(size_t q) {
+  std::unique_lock lock(inflight_mu_);
+  if (config_.loop) {
+    // Under the lock that complete() frees slots under: either a slot is
+    // free now or that completion sees the bit.
+    if (!free_slots_.empty()) return false;
+    deferred_ |= uint64_t{1} << q;
+    return true;
   }
+  inflight_cv_.wait(lock, [this] { return !free_slots_.empty(); });
+  return false;
+}
+
+void BlockDevice::resume(uint64_t queues) {
+  for (size_t q = 0; queues; ++q, queues >>= 1) {
+    if (!(queues & 1)) continue;
+    config_.loop->post([this, alive = std::weak_ptr<int>(alive_), q] {
+      if (!alive.expired()) queue_notify(q);
+    });
+  }
+}
+
+BlockDevice::Slot& BlockDevice::take_slot() {
   const uint32_t i = spare_slots_.back();
   spare_slots_.pop_back();
   return slots_[i];
@@ -340,11 +375,14 @@ void BlockDevice::complete(std::span<const BlockResult> results) {
     notify |= queue.vq->needs_notification();
   }
   if (notify && interrupt_) interrupt_->used_buffers();
+  uint64_t deferred;
   {
     std::lock_guard lock(inflight_mu_);
     for (const BlockResult& r : results) free_slots_.push_back(r.tag);
+    deferred = std::exchange(deferred_, 0);
   }
   inflight_cv_.notify_all();
+  if (deferred) resume(deferred);
 }
 
 void BlockDevice::complete_now(size_t q, const DescriptorChain& chain, uint8_t status, uint32_t written) {
@@ -375,10 +413,16 @@ void BlockDevice::drain() {
   inflight_cv_.wait(lock, [this] { return free_slots_.size() == slot_count_; });
 }
 
+// On a vCPU thread (a status write of 0): the one place the device waits,
+// for the requests the backend still holds to come back.
 void BlockDevice::reset() {
   std::lock_guard lock(state_mu_);
   active_ = false;
   drain();
+  {
+    std::lock_guard ilock(inflight_mu_);
+    deferred_ = 0;
+  }
   queues_.clear();
   interrupt_.reset();
 }

@@ -1,7 +1,8 @@
 #pragma once
 // virtio-blk (virtio 1.2, section 5.2) over a raw image file or block device.
 //
-// Threading: queue_notify() runs on the caller's (vCPU) thread: it pops every
+// Threading: queue_notify() runs on the caller's thread (the I/O thread, for a
+// kick through an ioeventfd): it pops every
 // available chain under that queue's mutex, parses it, and hands the I/O to a
 // BlockBackend without holding any lock, the whole kick as one batch (one
 // io_uring_enter). Results arrive in batches on a backend thread or on the
@@ -15,7 +16,12 @@
 // Each request in flight lives in one of a fixed set of slots made with the
 // device (BlockConfig::max_inflight of them): the backend refers to it until
 // it reports the result, and nothing is allocated per request. A kick that
-// finds every slot taken submits what it has and waits for a completion.
+// finds every slot taken submits what it has and, with an event loop
+// (BlockConfig::loop), defers the queue: it stops popping, leaves the rest of
+// the ring where it is, and returns; the completion that frees a slot posts
+// the queue back to the loop, which carries on where it stopped. Nothing on
+// the loop waits. Without a loop (tests and tools that drive the device from
+// a thread of their own) the kick waits for a slot instead.
 //
 // Data moves straight between the file and guest RAM: each descriptor range
 // (already validated by the Virtqueue) becomes an iovec via GuestMemory::slice.
@@ -27,6 +33,7 @@
 #include <string>
 #include <vector>
 
+#include "base/event_loop.h"
 #include "virtio/blk/block_backend.h"
 #include "virtio/device.h"
 #include "memory/guest_memory.h"
@@ -86,6 +93,9 @@ struct BlockConfig {
   // Requests handed to the backend at once, across queues (the io_uring
   // ring's size); 0: 4 x queue_size x queues, at most 4096.
   unsigned max_inflight = 0;
+  // Where a deferred queue is resumed (see the header comment); must outlive
+  // the device. Null: a kick that finds every slot taken waits.
+  EventLoop* loop = nullptr;
 };
 
 class BlockDevice : public VirtioDevice, private BlockCompletionSink {
@@ -135,7 +145,14 @@ class BlockDevice : public VirtioDevice, private BlockCompletionSink {
   void complete_bad(size_t q, uint16_t head);
   // Host address of the chain's status byte (its last writable byte).
   uint8_t* status_byte(const DescriptorChain& chain) const;
-  // A free slot; waits for one when all are taken.
+  // Makes sure spare_slots_ holds a slot; false when every slot is taken.
+  bool reserve_slot();
+  // With a loop: marks `q` to be resumed when a slot comes free and returns
+  // true, unless one already has (false: go on). Without: waits for a slot.
+  bool defer_or_wait(size_t q);
+  // Posts a kick of each queue in `queues` (a bit per queue) to the loop.
+  void resume(uint64_t queues);
+  // A reserved slot (reserve_slot() returned true).
   Slot& take_slot();
   // Hands batch_ to the backend.
   void submit_batch();
@@ -165,6 +182,9 @@ class BlockDevice : public VirtioDevice, private BlockCompletionSink {
   std::mutex inflight_mu_;
   std::condition_variable inflight_cv_;  // a slot came free
   std::vector<uint32_t> free_slots_;     // guarded by inflight_mu_
+  uint64_t deferred_ = 0;                // queues waiting for a slot, a bit each; guarded by inflight_mu_
+  // Resumptions posted to the loop check it: none runs once the device is gone.
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
 };
 
 }  // namespace skiff::virtio

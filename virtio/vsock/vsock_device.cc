@@ -4,7 +4,6 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <cerrno>
 #include <cstring>
 #include <system_error>
@@ -17,17 +16,6 @@ namespace {
 constexpr uint32_t kPendRequest = 1, kPendResponse = 2, kPendShutdown = 4, kPendCreditUpdate = 8;
 
 }  // namespace
-
-// A host end watched on the I/O thread. The fd stays owned by the Conn.
-struct VsockDevice::StreamWatch {
-  StreamWatch(boost::asio::io_context& io, int fd) : descriptor(io, fd) {}
-  ~StreamWatch() {
-    boost::system::error_code ignored;
-    descriptor.cancel(ignored);
-    descriptor.release();
-  }
-  boost::asio::posix::stream_descriptor descriptor;
-};
 
 VsockDevice::VsockDevice(uint64_t guest_cid, VsockOptions options)
     : guest_cid_(guest_cid), options_(options), scratch_(kVsockMaxPayload) {}
@@ -229,16 +217,14 @@ void VsockDevice::arm_locked() {
     const bool want_read = !c.read_armed && wants_read(c) && !rx_starved_;
     const bool want_write = !c.write_armed && c.host_out_pending();
     if (!want_read && !want_write) continue;
-    if (!c.watch) c.watch = std::make_shared<StreamWatch>(options_.io->context(), c.fd.get());
+    if (!c.watch) c.watch = options_.io->watch_fd(c.fd.get());
     auto arm = [&](bool readable) {
       (readable ? c.read_armed : c.write_armed) = true;
-      c.watch->descriptor.async_wait(
-          readable ? boost::asio::posix::stream_descriptor::wait_read
-                   : boost::asio::posix::stream_descriptor::wait_write,
-          [this, alive = std::weak_ptr<int>(alive_), key, id = c.id, readable](const boost::system::error_code& ec) {
-            if (ec == boost::asio::error::operation_aborted || alive.expired()) return;
-            on_stream_ready(key, id, readable);
-          });
+      c.watch->wait(readable ? EventLoop::Ready::Readable : EventLoop::Ready::Writable,
+                    [this, alive = std::weak_ptr<int>(alive_), key, id = c.id, readable] {
+                      if (alive.expired()) return;
+                      on_stream_ready(key, id, readable);
+                    });
     };
     if (want_read) arm(true);
     if (want_write) arm(false);

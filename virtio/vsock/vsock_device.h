@@ -19,7 +19,7 @@
 // clients' sockets this way), so bytes are copied once, guest <-> socket.
 //
 // Threading: one mutex guards all state. With VsockOptions::io (the VMM's
-// Boost.Asio I/O thread, docs/DESIGN.md section 2) the host ends are watched
+// event loop, docs/DESIGN.md section 2) the host ends are watched
 // there: readable only while the guest has credit and rx buffers
 // (back-pressure), writable while guest data waits for the host. Without it
 // nothing runs on its own: queue_notify() and pump() do one non-blocking
@@ -37,12 +37,12 @@
 #include <utility>
 #include <vector>
 
+#include "base/event_loop.h"
+#include "base/unique_fd.h"
 #include "virtio/device.h"
 #include "virtio/vsock/vsock_packet.h"
-#include "base/unique_fd.h"
 
 namespace skiff {
-class IoThread;
 }
 
 namespace skiff::virtio {
@@ -65,7 +65,7 @@ class VsockConnection {
 
 struct VsockOptions {
   uint32_t buf_alloc = 256 * 1024;  // our receive buffer per connection, advertised to the guest
-  IoThread* io = nullptr;           // see the header comment; must outlive the device
+  EventLoop* io = nullptr;          // see the header comment; must outlive the device
   size_t max_connections = 1024;    // beyond: guest REQUESTs get RST, connect() returns null
   size_t max_queued_rsts = 1024;    // RSTs for unknown connections waiting for rx buffers
   uint16_t queue_size = 256;
@@ -123,14 +123,13 @@ class VsockDevice : public VirtioDevice {
  private:
   enum class State { kConnecting, kEstablished, kClosing };
   using Key = std::pair<uint32_t, uint32_t>;  // (local port, peer port)
-  struct StreamWatch;
   struct Conn {
     uint64_t id = 0;  // tells a reused (local, peer) key from the connection a stale wake-up was for
     uint32_t local_port = 0, peer_port = 0;
     State state = State::kConnecting;
     UniqueFd fd;  // host end the device reads and writes (non-blocking)
     // Declared after fd: destroyed (and stops watching fd) before fd closes.
-    std::shared_ptr<StreamWatch> watch;
+    std::unique_ptr<EventLoop::FdWatch> watch;
     bool read_armed = false, write_armed = false;
     bool ok_line = false;
     std::string host_prefix;  // handshake bytes for the host, not guest data: no credit accounting

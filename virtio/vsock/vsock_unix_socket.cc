@@ -5,8 +5,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <boost/asio/posix/stream_descriptor.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -16,14 +14,12 @@
 #include <system_error>
 
 #include "virtio/vsock/vsock_device.h"
-#include "base/io_thread.h"
+#include "base/event_loop.h"
 #include "base/log.h"
 #include "base/unique_fd.h"
 
 namespace skiff::virtio {
 namespace {
-
-using boost::asio::posix::stream_descriptor;
 
 sockaddr_un unix_address(const std::string& path) {
   sockaddr_un addr{};
@@ -70,16 +66,25 @@ std::optional<uint32_t> parse_vsock_connect_line(std::string_view line) {
   return port;
 }
 
-// Lives on the I/O thread: created and destroyed through run_sync, touched
+// Lives on the event loop: created and destroyed through run_sync, touched
 // only by handlers there. Handlers hold a weak_ptr, so none outlives it.
 struct VsockUnixSocket::State {
-  State(boost::asio::io_context& io, int listen_fd) : listener(io, listen_fd), retry(io) {}
+  State(EventLoop& loop, UniqueFd listen_fd)
+      : loop(loop), listen_fd(std::move(listen_fd)), listener(loop.watch_fd(this->listen_fd.get())), retry(loop.timer()) {}
 
+  // A client that has not sent its CONNECT line yet; the watch goes first.
+  struct Handshake {
+    UniqueFd fd;
+    std::unique_ptr<EventLoop::FdWatch> watch;
+  };
+
+  EventLoop& loop;
   std::shared_ptr<VsockDevice> device;
   std::string path;
-  stream_descriptor listener;        // owns the listening socket
-  boost::asio::steady_timer retry;   // after accept() fails for want of fds
-  std::map<int, std::unique_ptr<stream_descriptor>> handshakes;  // by fd; each owns its client
+  UniqueFd listen_fd;
+  std::unique_ptr<EventLoop::FdWatch> listener;
+  std::unique_ptr<EventLoop::Timer> retry;  // after accept() fails for want of fds
+  std::map<int, Handshake> handshakes;      // by fd
 
   static void accept_next(const std::shared_ptr<State>& s);
   static void accept_ready(const std::shared_ptr<State>& s);
@@ -89,17 +94,14 @@ struct VsockUnixSocket::State {
 };
 
 void VsockUnixSocket::State::accept_next(const std::shared_ptr<State>& s) {
-  s->listener.async_wait(stream_descriptor::wait_read,
-                         [w = std::weak_ptr<State>(s)](const boost::system::error_code& ec) {
-                           auto s = w.lock();
-                           if (!s || ec) return;
-                           accept_ready(s);
-                         });
+  s->listener->wait(EventLoop::Ready::Readable, [w = std::weak_ptr<State>(s)] {
+    if (auto s = w.lock()) accept_ready(s);
+  });
 }
 
 void VsockUnixSocket::State::accept_ready(const std::shared_ptr<State>& s) {
   for (;;) {
-    UniqueFd client(::accept4(s->listener.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    UniqueFd client(::accept4(s->listen_fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (client) {
       if (s->handshakes.size() >= kMaxHandshakes) {
         log::warn("vsock", "too many clients waiting to send CONNECT; closing a new one",
@@ -107,7 +109,9 @@ void VsockUnixSocket::State::accept_ready(const std::shared_ptr<State>& s) {
         continue;
       }
       const int fd = client.get();
-      s->handshakes[fd] = std::make_unique<stream_descriptor>(s->listener.get_executor(), client.release());
+      auto& h = s->handshakes[fd];
+      h.fd = std::move(client);
+      h.watch = s->loop.watch_fd(fd);
       wait_line(s, fd);
       continue;
     }
@@ -116,11 +120,8 @@ void VsockUnixSocket::State::accept_ready(const std::shared_ptr<State>& s) {
     // Out of fds (EMFILE, ENFILE, ENOBUFS): the pending client stays queued
     // and the socket stays readable; try again shortly rather than spin.
     log::warn("vsock", "accept failed", {{"socket", s->path}, {"error", std::string(std::strerror(errno))}});
-    s->retry.expires_after(std::chrono::milliseconds(100));
-    s->retry.async_wait([w = std::weak_ptr<State>(s)](const boost::system::error_code& ec) {
-      auto s = w.lock();
-      if (!s || ec) return;
-      accept_ready(s);
+    s->retry->after(std::chrono::milliseconds(100), [w = std::weak_ptr<State>(s)] {
+      if (auto s = w.lock()) accept_ready(s);
     });
     return;
   }
@@ -128,12 +129,10 @@ void VsockUnixSocket::State::accept_ready(const std::shared_ptr<State>& s) {
 }
 
 void VsockUnixSocket::State::wait_line(const std::shared_ptr<State>& s, int fd) {
-  s->handshakes.at(fd)->async_wait(stream_descriptor::wait_read,
-                                   [w = std::weak_ptr<State>(s), fd](const boost::system::error_code& ec) {
-                                     auto s = w.lock();
-                                     if (!s || ec == boost::asio::error::operation_aborted) return;
-                                     if (s->handshakes.count(fd)) read_line(s, fd);
-                                   });
+  s->handshakes.at(fd).watch->wait(EventLoop::Ready::Readable, [w = std::weak_ptr<State>(s), fd] {
+    auto s = w.lock();
+    if (s && s->handshakes.count(fd)) read_line(s, fd);
+  });
 }
 
 void VsockUnixSocket::State::read_line(const std::shared_ptr<State>& s, int fd) {
@@ -155,13 +154,15 @@ void VsockUnixSocket::State::read_line(const std::shared_ptr<State>& s, int fd) 
     send_line(fd, "ERROR expected \"CONNECT <port>\\n\"\n");
     return s->drop(fd);
   }
-  UniqueFd stream(s->handshakes.at(fd)->release());
+  auto& h = s->handshakes.at(fd);
+  h.watch.reset();
+  UniqueFd stream = std::move(h.fd);
   s->handshakes.erase(fd);
   if (!s->device->connect_stream(*port, std::move(stream), true))
     log::warn("vsock", "too many connections; a host client was refused", {{"socket", s->path}});
 }
 
-VsockUnixSocket::VsockUnixSocket(std::shared_ptr<VsockDevice> device, IoThread& io, std::string path)
+VsockUnixSocket::VsockUnixSocket(std::shared_ptr<VsockDevice> device, EventLoop& io, std::string path)
     : io_(io), path_(std::move(path)) {
   const sockaddr_un addr = unix_address(path_);
   remove_stale_socket(path_, addr);
@@ -187,7 +188,7 @@ VsockUnixSocket::VsockUnixSocket(std::shared_ptr<VsockDevice> device, IoThread& 
     return fd;
   });
   io_.run_sync([&] {
-    state_ = std::make_shared<State>(io_.context(), listener.release());
+    state_ = std::make_shared<State>(io_, std::move(listener));
     state_->device = std::move(device);
     state_->path = path_;
     State::accept_next(state_);

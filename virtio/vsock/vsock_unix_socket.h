@@ -21,7 +21,7 @@
 #include <string_view>
 
 namespace skiff {
-class IoThread;
+class EventLoop;
 }
 
 namespace skiff::virtio {
@@ -36,7 +36,7 @@ class VsockUnixSocket {
   // Binds `path` (a stale socket file there is replaced; anything else there,
   // or a live socket, is an error) and installs the device's connector.
   // Throws std::system_error / std::runtime_error with the path.
-  VsockUnixSocket(std::shared_ptr<VsockDevice> device, IoThread& io, std::string path);
+  VsockUnixSocket(std::shared_ptr<VsockDevice> device, EventLoop& io, std::string path);
   // Stops accepting and removes the socket file; connections already handed
   // to the device stay up.
   ~VsockUnixSocket();
@@ -47,7 +47,7 @@ class VsockUnixSocket {
 
  private:
   struct State;
-  IoThread& io_;
+  EventLoop& io_;
   std::string path_;
   std::shared_ptr<State> state_;
 };

@@ -14,6 +14,11 @@
 #include <set>
 
 #include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "base/io_thread.h"
 #include <rapidcheck/gtest.h>
 
 #include "virtio/testing/driver_queue.h"
@@ -459,6 +464,31 @@ TEST_P(BlkTest, OneKickWithMoreRequestsThanMayBeInFlight) {
   for (int i = 0; i < kEach; ++i) EXPECT_EQ(file_range(i, 1), pattern(512, static_cast<uint8_t>(i))) << i;
   // The slots all came back: the device keeps serving.
   EXPECT_EQ(read(3, 1), pattern(512, 3));
+}
+
+// With an event loop the kick never waits for a slot: with one slot and 40
+// requests it defers the queue, and the completions post it back to the loop
+// until every request is done, each exactly once.
+TEST_P(BlkTest, AFullSlotTableDefersTheQueueToTheLoop) {
+  IoThread loop;
+  BlockConfig cfg;
+  cfg.max_inflight = 1;
+  cfg.loop = &loop;
+  START(cfg);
+  constexpr int kReads = 40;
+  std::map<uint16_t, int> reads;
+  for (int i = 0; i < kReads; ++i) reads[drivers[0]->add_chain({header(kBlkTIn, i)}, {512, 1}).head] = i;
+  loop.run_sync([&] { dev->queue_notify(0); });
+  std::multiset<uint16_t> used;
+  for (int spins = 0; used.size() < kReads && spins < 5000; ++spins) {
+    loop.run_sync([&] {
+      while (auto u = drivers[0]->next_used()) used.insert(static_cast<uint16_t>(u->id));
+    });
+    if (used.size() < kReads) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(used.size(), static_cast<size_t>(kReads));
+  for (const auto& [head, sector] : reads) EXPECT_EQ(used.count(head), 1u) << sector;
+  dev.reset();  // before the loop: the device's resumptions run there
 }
 
 // The image shrinking under the device: io_uring's short or empty reads
