@@ -4,7 +4,9 @@ Unix socket). One client at a time: a lock file serializes ctest's parallel
 cases.
 
   channel.py SOCKET wait-ready SECONDS
-  channel.py SOCKET run CASE SECONDS     prints the case's output, exits with its status
+  channel.py SOCKET run CASE SECONDS [ARGS...]
+                                         prints the case's output, exits with its status
+                                         (ARGS: words for the case script, no spaces inside one)
   channel.py SOCKET poweroff
 """
 import fcntl
@@ -64,7 +66,8 @@ def main():
         deadline = time.monotonic() + seconds + 30
         sock = connect(path, deadline)
         run_id = "%d-%d" % (os.getpid(), int(time.time()))
-        sock.sendall(("RUN %s %s %d\n" % (run_id, case, int(seconds))).encode())
+        args = "".join(" " + a for a in sys.argv[5:])
+        sock.sendall(("RUN %s %s %d%s\n" % (run_id, case, int(seconds), args)).encode())
         inside = False
         try:
             for line in read_lines(sock, deadline):
