@@ -56,7 +56,7 @@
 
 #include "bench/bench_support.h"
 #include "virtio/fs/fs_device.h"
-#include "virtio/fs/fuse_buffers.h"
+#include "virtio/fs/fuse_handler.h"
 #include "virtio/fs/passthrough_fs.h"
 #include "virtio/virtqueue.h"
 #include "memory/guest_memory.h"
@@ -534,8 +534,8 @@ class HostFuse {
     std::vector<std::span<uint8_t>> out{{reinterpret_cast<uint8_t*>(&out_hdr_), sizeof out_hdr_}};
     if (out_len) out.emplace_back(out_args_, out_len);
     for (uint64_t off = 0; off < data_len; off += kPage) out.emplace_back(data_.get() + data_off + off, kPage);
-    FuseReader r(std::move(in));
-    FuseWriter w(std::move(out));
+    ChainReader r(std::move(in));
+    ChainWriter w(std::move(out));
     return fs_.handle(r, w);
   }
   const fuse_out_header& out_header() const { return out_hdr_; }

@@ -43,8 +43,8 @@
 
 namespace {
 
-using skiff::virtio::FuseReader;
-using skiff::virtio::FuseWriter;
+using skiff::virtio::ChainReader;
+using skiff::virtio::ChainWriter;
 using skiff::virtio::PassthroughFs;
 using skiff::virtio::PassthroughOptions;
 
@@ -180,8 +180,8 @@ uint64_t g_unique = 0;
 
 uint32_t serve(PassthroughFs& fs, std::vector<uint8_t>& in, size_t out_len, uint8_t how) {
   std::vector<uint8_t> out(out_len, 0xA5);
-  FuseReader r(split(std::span<const uint8_t>(in), how));
-  FuseWriter w(split(std::span<uint8_t>(out), static_cast<uint8_t>(how * 31)));
+  ChainReader r(split(std::span<const uint8_t>(in), how));
+  ChainWriter w(split(std::span<uint8_t>(out), static_cast<uint8_t>(how * 31)));
   const uint32_t n = fs.handle(r, w);
   if (in.size() < sizeof(fuse_in_header)) {
     check(n == 0);

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <vector>
 
+#include "virtio/chain_cursor.h"
 #include "virtio/virtqueue.h"
 #include "memory/guest_memory.h"
 
@@ -86,10 +87,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       }
       check(total <= UINT32_MAX);
       const size_t off = pops % 3;
-      const size_t r = queue.read_from(*chain, off, std::span(buf.data(), std::min<uint64_t>(buf.size(), chain->readable_bytes())));
+      skiff::virtio::ChainReader reader(mem, *chain);
+      reader.skip_some(off);
+      const size_t r = reader.read_some(std::span(buf.data(), std::min<uint64_t>(buf.size(), chain->readable_bytes())));
       check(r <= chain->readable_bytes());
       std::fill(buf.begin(), buf.end(), static_cast<uint8_t>(pops));
-      const size_t w = queue.write_to(*chain, off, std::span<const uint8_t>(buf.data(), std::min<uint64_t>(buf.size(), chain->writable_bytes())));
+      skiff::virtio::ChainWriter writer(mem, *chain);
+      writer.skip_some(off);
+      const size_t w = writer.write_some(std::span<const uint8_t>(buf.data(), std::min<uint64_t>(buf.size(), chain->writable_bytes())));
       check(w <= chain->writable_bytes());
       queue.add_used(chain->head, static_cast<uint32_t>(w));
       queue.needs_notification();

@@ -35,6 +35,14 @@ struct SharedMemoryRegion {
   uint64_t length = 0;
 };
 
+// Copies bytes [offset, offset + data.size()) of a configuration space into
+// `data`; bytes past its end read as 0. What read_config() does for a device
+// whose whole configuration space is one structure.
+inline void read_config_window(std::span<const uint8_t> space, uint64_t offset, std::span<uint8_t> data) {
+  for (size_t i = 0; i < data.size(); ++i)
+    data[i] = offset < space.size() && i < space.size() - offset ? space[offset + i] : 0;
+}
+
 class VirtioDevice {
  public:
   virtual ~VirtioDevice() = default;
@@ -46,9 +54,10 @@ class VirtioDevice {
   virtual uint16_t queue_max_size(size_t queue) const = 0;
 
   // The device-specific configuration space; reads past its end return 0,
-  // writes past it are ignored.
+  // writes past it are ignored. Read-only unless a device says otherwise
+  // (none of ours offers a writable field).
   virtual void read_config(uint64_t offset, std::span<uint8_t> data) = 0;
-  virtual void write_config(uint64_t offset, std::span<const uint8_t> data) = 0;
+  virtual void write_config(uint64_t /*offset*/, std::span<const uint8_t> /*data*/) {}
 
   // DRIVER_OK: the negotiated features and one queue per queue_count() (null
   // for queues the driver left disabled). Returns false to refuse, and the

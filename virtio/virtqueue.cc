@@ -132,40 +132,6 @@ DescriptorChain Virtqueue::read_chain(uint16_t head) const {
   return chain;
 }
 
-size_t Virtqueue::read_from(const DescriptorChain& chain, size_t offset, std::span<uint8_t> out) const {
-  size_t done = 0;
-  for (const auto& d : chain.descriptors) {
-    if (d.write) continue;
-    if (done == out.size()) break;
-    if (offset >= d.len) {
-      offset -= d.len;
-      continue;
-    }
-    const size_t n = std::min<size_t>(d.len - offset, out.size() - done);
-    mem_.read(d.addr.unchecked_add(offset), out.subspan(done, n));  // inside [addr, addr+len)
-    done += n;
-    offset = 0;
-  }
-  return done;
-}
-
-size_t Virtqueue::write_to(const DescriptorChain& chain, size_t offset, std::span<const uint8_t> in) const {
-  size_t done = 0;
-  for (const auto& d : chain.descriptors) {
-    if (!d.write) continue;
-    if (done == in.size()) break;
-    if (offset >= d.len) {
-      offset -= d.len;
-      continue;
-    }
-    const size_t n = std::min<size_t>(d.len - offset, in.size() - done);
-    mem_.write(d.addr.unchecked_add(offset), in.subspan(done, n));
-    done += n;
-    offset = 0;
-  }
-  return done;
-}
-
 void Virtqueue::add_used(uint16_t head, uint32_t written) noexcept {
   if (broken_) return;
   try {

@@ -111,10 +111,8 @@ class Virtqueue {
   // is broken. With event_idx, also publishes avail_event = last_avail_idx.
   std::optional<DescriptorChain> pop() noexcept;
 
-  // Copies from the readable (resp. into the writable) descriptors, starting
-  // `offset` bytes into them; returns the bytes copied (short at the end).
-  size_t read_from(const DescriptorChain& chain, size_t offset, std::span<uint8_t> out) const;
-  size_t write_to(const DescriptorChain& chain, size_t offset, std::span<const uint8_t> in) const;
+  // The guest memory its chains point into (for a ChainReader/ChainWriter).
+  const GuestMemory& memory() const { return mem_; }
 
   // Publishes a used element, then (after a release fence) the used idx.
   void add_used(uint16_t head, uint32_t written) noexcept;

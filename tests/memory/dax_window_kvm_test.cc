@@ -92,8 +92,8 @@ struct Fuse {
     h.len = static_cast<uint32_t>(in.size());
     std::memcpy(in.data(), &h, sizeof h);
     std::vector<uint8_t> out(4096);
-    virtio::FuseReader r({std::span<const uint8_t>(in)});
-    virtio::FuseWriter w({std::span<uint8_t>(out)});
+    virtio::ChainReader r({std::span<const uint8_t>(in)});
+    virtio::ChainWriter w({std::span<uint8_t>(out)});
     const uint32_t n = fs.handle(r, w);
     fuse_out_header oh{};
     std::memcpy(&oh, out.data(), sizeof oh);

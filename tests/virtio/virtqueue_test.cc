@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include "virtio/chain_cursor.h"
 #include "virtio/testing/driver_queue.h"
 
 namespace skiff::virtio {
@@ -70,12 +71,12 @@ TEST_F(VirtqueueTest, ChainsOfOneToNDescriptorsRoundTrip) {
       EXPECT_EQ(chain->writable_bytes(), wtotal);
 
       std::vector<uint8_t> got(all_in.size() + 10);
-      EXPECT_EQ(queue.read_from(*chain, 0, got), all_in.size());
+      EXPECT_EQ(ChainReader(mem, *chain).read_some(got), all_in.size());
       got.resize(all_in.size());
       EXPECT_EQ(got, all_in);
 
       const auto out = pattern(wtotal + 5, 0x40);
-      EXPECT_EQ(queue.write_to(*chain, 0, out), wtotal);
+      EXPECT_EQ(ChainWriter(mem, *chain).write_some(out), wtotal);
       size_t off = 0;
       for (size_t i = 0; i < writable; ++i) {
         EXPECT_EQ(driver.read_bytes(sent.writable[i], lens[i]),
@@ -98,12 +99,26 @@ TEST_F(VirtqueueTest, ReadAndWriteAtOffsetsAcrossDescriptors) {
   auto chain = queue.pop();
   ASSERT_TRUE(chain && chain->ok());
   std::vector<uint8_t> got(6);
-  EXPECT_EQ(queue.read_from(*chain, 3, got), 6u);
+  ChainReader r(mem, *chain);
+  EXPECT_TRUE(r.skip(3));
+  EXPECT_EQ(r.read_some(got), 6u);
   auto a = pattern(5, 1), b = pattern(7, 2);
   EXPECT_EQ(got, (std::vector<uint8_t>{a[3], a[4], b[0], b[1], b[2], b[3]}));
-  EXPECT_EQ(queue.read_from(*chain, 12, got), 0u);
-  const std::vector<uint8_t> w{1, 2, 3};
-  EXPECT_EQ(queue.write_to(*chain, 6, w), 2u);  // only 2 bytes left after offset 6
+  EXPECT_EQ(r.remaining(), 3u);
+  EXPECT_FALSE(r.read(got.data(), 4));  // an exact read that doesn't fit consumes nothing
+  EXPECT_EQ(r.skip_some(5), 3u);
+  EXPECT_EQ(r.read_some(got), 0u);
+  EXPECT_EQ(r.consumed(), 12u);
+  ChainWriter w(mem, *chain);
+  EXPECT_EQ(w.remaining(), 8u);
+  EXPECT_TRUE(w.skip(6));
+  const std::vector<uint8_t> bytes{1, 2, 3};
+  EXPECT_FALSE(w.write(bytes.data(), bytes.size()));
+  EXPECT_EQ(w.write_some(bytes), 2u);  // only 2 bytes left after offset 6
+  const auto iov = ChainWriter(mem, *chain).iovecs(6);  // 4 + 2, across the two writable descriptors
+  ASSERT_EQ(iov.size(), 2u);
+  EXPECT_EQ(iov[0].iov_len, 4u);
+  EXPECT_EQ(iov[1].iov_len, 2u);
 }
 
 TEST_F(VirtqueueTest, IndirectTableIsFlattened) {
@@ -116,9 +131,9 @@ TEST_F(VirtqueueTest, IndirectTableIsFlattened) {
   EXPECT_FALSE(chain->descriptors[1].write);
   EXPECT_TRUE(chain->descriptors[2].write);
   std::vector<uint8_t> got(13);
-  EXPECT_EQ(queue.read_from(*chain, 0, got), 13u);
+  EXPECT_EQ(ChainReader(mem, *chain).read_some(got), 13u);
   const std::vector<uint8_t> w(11, 0x5a);
-  EXPECT_EQ(queue.write_to(*chain, 0, w), 11u);
+  EXPECT_EQ(ChainWriter(mem, *chain).write_some(w), 11u);
   EXPECT_EQ(driver.read_bytes(sent.writable[2], 1), std::vector<uint8_t>{0x5a});
 }
 
@@ -313,7 +328,7 @@ TEST(Virtqueue, RingIndicesWrapPast65535) {
     ASSERT_TRUE(c && c->ok()) << i;
     ASSERT_EQ(c->head, sent.head);
     uint8_t got = 0;
-    ASSERT_EQ(queue.read_from(*c, 0, std::span(&got, 1)), 1u);
+    ASSERT_EQ(ChainReader(mem, *c).read_some(std::span(&got, 1)), 1u);
     ASSERT_EQ(got, v);
     queue.add_used(c->head, 1);
     auto used = driver.next_used();

@@ -141,37 +141,21 @@ std::vector<uint8_t> BlockDevice::config_space() const {
   return out;
 }
 
+// Nothing in it is writable without VIRTIO_BLK_F_CONFIG_WCE, which we don't offer.
 void BlockDevice::read_config(uint64_t offset, std::span<uint8_t> data) {
-  const auto c = config_space();
-  for (size_t i = 0; i < data.size(); ++i) data[i] = offset < c.size() && i < c.size() - offset ? c[offset + i] : 0;
-}
-
-void BlockDevice::write_config(uint64_t, std::span<const uint8_t>) {
-  // Nothing is writable without VIRTIO_BLK_F_CONFIG_WCE, which we don't offer.
+  read_config_window(config_space(), offset, data);
 }
 
 bool BlockDevice::activate(uint64_t, std::vector<std::unique_ptr<Virtqueue>> queues,
                            std::shared_ptr<DeviceInterrupt> interrupt) {
   reset();
   std::lock_guard lock(state_mu_);
-  if (queues.size() != config_.queues) return false;
-  for (const auto& q : queues)
-    if (q && !q->valid()) return false;
-  queues_.clear();
-  for (auto& q : queues) {
-    auto entry = std::make_unique<Queue>();
-    entry->vq = std::move(q);
-    queues_.push_back(std::move(entry));
-  }
-  interrupt_ = std::move(interrupt);
-  active_ = true;
-  return true;
+  return queues_.activate(config_.queues, 0, std::move(queues), std::move(interrupt));
 }
 
 void BlockDevice::queue_notify(size_t queue) {
   std::lock_guard lock(state_mu_);
-  if (!active_ || queue >= queues_.size() || !queues_[queue]->vq) return;
-  Queue& q = *queues_[queue];
+  if (!queues_.enabled(queue)) return;
   // Until the ring is empty (or the configured bound). A guest that keeps the
   // ring non-empty only spins its own vCPU thread here.
   for (size_t n = 0; config_.max_chains_per_notify == 0 || n < config_.max_chains_per_notify; ++n) {
@@ -183,11 +167,7 @@ void BlockDevice::queue_notify(size_t queue) {
       if ((deferred = defer_or_wait(queue))) break;
     }
     if (deferred) break;
-    std::optional<DescriptorChain> chain;
-    {
-      std::lock_guard qlock(q.mu);
-      chain = q.vq->pop();
-    }
+    std::optional<DescriptorChain> chain = queues_.pop(queue);
     if (!chain) break;
     process(queue, std::move(*chain));
   }
@@ -246,32 +226,17 @@ BlockDevice::Slot& BlockDevice::take_slot() {
   return slots_[i];
 }
 
-void BlockDevice::append_iovecs(std::vector<iovec>& out, const DescriptorChain& chain, bool writable,
-                                uint64_t offset, uint64_t len) const {
-  const uint64_t end = offset + len;
-  uint64_t pos = 0;
-  for (const auto& d : chain.descriptors) {
-    if (d.write != writable) continue;
-    const uint64_t s = pos, e = pos + d.len;
-    pos = e;
-    const uint64_t lo = std::max(s, offset), hi = std::min(e, end);
-    if (lo >= hi) continue;
-    const auto span = mem_.slice(d.addr, d.len).subspan(lo - s, hi - lo);
-    out.push_back(iovec{span.data(), span.size()});
-  }
-}
-
 void BlockDevice::process(size_t q, DescriptorChain chain) {
   if (!chain.ok()) return complete_bad(q, chain.head);
   const uint64_t writable = chain.writable_bytes();
   if (writable == 0) return complete_bad(q, chain.head);  // nowhere to put a status
   const uint64_t readable = chain.readable_bytes();
   const uint64_t data_in = writable - 1;  // device-writable data before the status byte
-  const Virtqueue& vq = *queues_[q]->vq;
+  reader_.assign(mem_, chain);
+  writer_.assign(mem_, chain);
 
   RequestHeader hdr{};
-  if (readable < sizeof(hdr)) return complete_now(q, chain, kBlkSIoErr, 1);
-  vq.read_from(chain, 0, std::span(reinterpret_cast<uint8_t*>(&hdr), sizeof(hdr)));
+  if (!reader_.read_obj(hdr)) return complete_now(q, chain, kBlkSIoErr, 1);
 
   // Checked before a slot is taken, so that requests that fail here never
   // wait for one.
@@ -297,7 +262,7 @@ void BlockDevice::process(size_t q, DescriptorChain chain) {
       uint8_t id[kBlkIdBytes] = {};
       std::memcpy(id, config_.serial.data(), std::min(config_.serial.size(), kBlkIdBytes));
       const size_t n = static_cast<size_t>(std::min<uint64_t>(data_in, kBlkIdBytes));
-      vq.write_to(chain, 0, std::span<const uint8_t>(id, n));
+      writer_.write_some(std::span<const uint8_t>(id, n));
       return complete_now(q, chain, kBlkSOk, static_cast<uint32_t>(n + 1));
     }
     case kBlkTDiscard:
@@ -307,9 +272,7 @@ void BlockDevice::process(size_t q, DescriptorChain chain) {
       const uint64_t bytes = readable - sizeof(hdr);
       if (bytes == 0 || bytes % sizeof(Segment) != 0 || bytes / sizeof(Segment) > kBlkMaxDiscardSegments)
         return complete_now(q, chain, kBlkSIoErr, 1);
-      for (uint64_t off = sizeof(hdr); off < readable; off += sizeof(Segment)) {
-        Segment seg{};
-        vq.read_from(chain, off, std::span(reinterpret_cast<uint8_t*>(&seg), sizeof(seg)));
+      for (Segment seg{}; reader_.read_obj(seg);) {
         const uint32_t allowed_flags = discard ? 0 : kBlkWriteZeroesUnmap;
         if (seg.flags & ~allowed_flags) return complete_now(q, chain, kBlkSUnsupp, 1);
         if (seg.num_sectors > kBlkMaxDiscardSectors || !in_range(seg.sector, seg.num_sectors, capacity_))
@@ -333,11 +296,11 @@ void BlockDevice::process(size_t q, DescriptorChain chain) {
   slot.ok_written = 1;
   switch (op) {
     case BlockRequest::Op::kRead:
-      append_iovecs(req.iov, chain, true, 0, len);
+      writer_.append_iovecs(req.iov, len);
       slot.ok_written = static_cast<uint32_t>(len + 1);
       break;
     case BlockRequest::Op::kWrite:
-      append_iovecs(req.iov, chain, false, sizeof(hdr), len);
+      reader_.append_iovecs(req.iov, len);  // after the header
       break;
     case BlockRequest::Op::kFlush:
       break;
@@ -364,17 +327,16 @@ void BlockDevice::complete(std::span<const BlockResult> results) {
   bool notify = false;
   for (size_t q = 0; queues; ++q, queues >>= 1) {
     if (!(queues & 1)) continue;
-    Queue& queue = *queues_[q];
-    std::lock_guard lock(queue.mu);
-    for (const BlockResult& r : results) {
-      const Slot& slot = slots_[r.tag];
-      if (size_t{slot.queue} != q) continue;
-      *slot.status = r.result == 0 ? kBlkSOk : kBlkSIoErr;
-      queue.vq->add_used(slot.head, r.result == 0 ? slot.ok_written : 1);
-    }
-    notify |= queue.vq->needs_notification();
+    notify |= queues_.update(q, [&](Virtqueue& vq) {
+      for (const BlockResult& r : results) {
+        const Slot& slot = slots_[r.tag];
+        if (size_t{slot.queue} != q) continue;
+        *slot.status = r.result == 0 ? kBlkSOk : kBlkSIoErr;
+        vq.add_used(slot.head, r.result == 0 ? slot.ok_written : 1);
+      }
+    });
   }
-  if (notify && interrupt_) interrupt_->used_buffers();
+  if (notify) queues_.notify();
   uint64_t deferred;
   {
     std::lock_guard lock(inflight_mu_);
@@ -386,27 +348,11 @@ void BlockDevice::complete(std::span<const BlockResult> results) {
 }
 
 void BlockDevice::complete_now(size_t q, const DescriptorChain& chain, uint8_t status, uint32_t written) {
-  Queue& queue = *queues_[q];
-  bool notify;
-  {
-    std::lock_guard lock(queue.mu);
-    queue.vq->write_to(chain, chain.writable_bytes() - 1, std::span<const uint8_t>(&status, 1));
-    queue.vq->add_used(chain.head, written);
-    notify = queue.vq->needs_notification();
-  }
-  if (notify && interrupt_) interrupt_->used_buffers();
+  *status_byte(chain) = status;
+  queues_.complete(q, chain.head, written);
 }
 
-void BlockDevice::complete_bad(size_t q, uint16_t head) {
-  Queue& queue = *queues_[q];
-  bool notify;
-  {
-    std::lock_guard lock(queue.mu);
-    queue.vq->add_used(head, 0);
-    notify = queue.vq->needs_notification();
-  }
-  if (notify && interrupt_) interrupt_->used_buffers();
-}
+void BlockDevice::complete_bad(size_t q, uint16_t head) { queues_.complete(q, head, 0); }
 
 void BlockDevice::drain() {
   std::unique_lock lock(inflight_mu_);
@@ -417,14 +363,12 @@ void BlockDevice::drain() {
 // for the requests the backend still holds to come back.
 void BlockDevice::reset() {
   std::lock_guard lock(state_mu_);
-  active_ = false;
   drain();
   {
     std::lock_guard ilock(inflight_mu_);
     deferred_ = 0;
   }
-  queues_.clear();
-  interrupt_.reset();
+  queues_.reset();
 }
 
 }  // namespace skiff::virtio

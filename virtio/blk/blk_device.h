@@ -35,7 +35,9 @@
 
 #include "base/event_loop.h"
 #include "virtio/blk/block_backend.h"
+#include "virtio/chain_cursor.h"
 #include "virtio/device.h"
+#include "virtio/queue_set.h"
 #include "memory/guest_memory.h"
 #include "base/unique_fd.h"
 
@@ -110,7 +112,6 @@ class BlockDevice : public VirtioDevice, private BlockCompletionSink {
   size_t queue_count() const override { return config_.queues; }
   uint16_t queue_max_size(size_t) const override { return config_.queue_size; }
   void read_config(uint64_t offset, std::span<uint8_t> data) override;
-  void write_config(uint64_t offset, std::span<const uint8_t> data) override;
   bool activate(uint64_t features, std::vector<std::unique_ptr<Virtqueue>> queues,
                 std::shared_ptr<DeviceInterrupt> interrupt) override;
   void queue_notify(size_t queue) override;
@@ -122,10 +123,6 @@ class BlockDevice : public VirtioDevice, private BlockCompletionSink {
   const char* backend_name() const { return backend_->name(); }
 
  private:
-  struct Queue {
-    std::mutex mu;
-    std::unique_ptr<Virtqueue> vq;
-  };
   // A request in the backend's hands (its `io.tag` is its slot index).
   struct Slot {
     BlockRequest io;
@@ -156,10 +153,6 @@ class BlockDevice : public VirtioDevice, private BlockCompletionSink {
   Slot& take_slot();
   // Hands batch_ to the backend.
   void submit_batch();
-  // Appends iovecs over the readable (write=false) or writable descriptors,
-  // bytes [offset, offset+len) of that side.
-  void append_iovecs(std::vector<iovec>& out, const DescriptorChain& chain, bool writable, uint64_t offset,
-                     uint64_t len) const;
   std::vector<uint8_t> config_space() const;
 
   const GuestMemory& mem_;
@@ -169,9 +162,10 @@ class BlockDevice : public VirtioDevice, private BlockCompletionSink {
   std::unique_ptr<BlockBackend> backend_;
 
   std::mutex state_mu_;  // activate/queue_notify/reset
-  bool active_ = false;
-  std::vector<std::unique_ptr<Queue>> queues_;
-  std::shared_ptr<DeviceInterrupt> interrupt_;
+  QueueSet queues_;
+  // queue_notify's own (under state_mu_): cursors over the chain it parses.
+  ChainReader reader_;
+  ChainWriter writer_;
 
   std::unique_ptr<Slot[]> slots_;
   size_t slot_count_ = 0;

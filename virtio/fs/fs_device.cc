@@ -47,51 +47,28 @@ void FsDevice::read_config(uint64_t offset, std::span<uint8_t> data) {
   std::memcpy(cfg, config_.tag.data(), config_.tag.size());
   const uint32_t queues = config_.request_queues;
   std::memcpy(cfg + kFsTagBytes, &queues, 4);
-  for (size_t i = 0; i < data.size(); ++i)
-    data[i] = offset < kConfigBytes && i < kConfigBytes - offset ? cfg[offset + i] : 0;
+  read_config_window(cfg, offset, data);
 }
-
-void FsDevice::write_config(uint64_t, std::span<const uint8_t>) {}  // read-only
 
 bool FsDevice::activate(uint64_t, std::vector<std::unique_ptr<Virtqueue>> queues,
                         std::shared_ptr<DeviceInterrupt> interrupt) {
   reset();
-  if (queues.size() != queue_count() || !interrupt) return false;
-  for (const auto& q : queues)
-    if (q && !q->valid()) return false;
   std::lock_guard lock(mu_);
-  for (auto& q : queues) {
-    auto entry = std::make_unique<Queue>();
-    entry->vq = std::move(q);
-    queues_.push_back(std::move(entry));
-  }
-  interrupt_ = std::move(interrupt);
-  return true;
+  return queues_.activate(queue_count(), 0, std::move(queues), std::move(interrupt));
 }
 
 void FsDevice::queue_notify(size_t queue) {
-  Queue* q;
-  uint64_t generation;
+  size_t popped = 0;
   {
+    // Under mu_: reset() (a vCPU thread) can't drop the queues mid-pop.
     std::lock_guard lock(mu_);
-    if (queue >= queues_.size() || !queues_[queue]->vq) return;
-    q = queues_[queue].get();
-    generation = generation_;
-  }
-  std::vector<Job> popped;
-  {
-    std::lock_guard lock(q->mu);
-    while (auto chain = q->vq->pop()) popped.push_back(Job{queue, std::move(*chain), generation});
-  }
-  if (popped.empty()) return;
-  {
-    std::lock_guard lock(mu_);
-    // A reset between the pop and here: those chains belong to a dead ring.
-    if (generation != generation_) return;
-    for (auto& j : popped) jobs_.push_back(std::move(j));
+    while (auto chain = queues_.pop(queue)) {
+      jobs_.push_back(Job{queue, std::move(*chain), generation_});
+      ++popped;
+    }
   }
   // Wake as many workers as there is work for, not the whole pool.
-  for (size_t i = 0; i < std::min<size_t>(popped.size(), config_.workers); ++i) work_cv_.notify_one();
+  for (size_t i = 0; i < std::min<size_t>(popped, config_.workers); ++i) work_cv_.notify_one();
 }
 
 void FsDevice::reset() {
@@ -99,8 +76,7 @@ void FsDevice::reset() {
   ++generation_;
   jobs_.clear();
   idle_cv_.wait(lock, [this] { return running_ == 0; });
-  queues_.clear();
-  interrupt_.reset();
+  queues_.reset();
   // A guest driver that resets the device starts over with INIT: its inodes
   // and open files go with it (their host fds close now, not at the next INIT).
   server_->reset();
@@ -136,22 +112,16 @@ void FsDevice::run(Job& job) {
     complete(job, 0);
     return;
   }
-  std::vector<std::span<const uint8_t>> in;
-  std::vector<std::span<uint8_t>> out;
+  ChainReader reader;
+  ChainWriter writer;
   try {
-    for (const auto& d : job.chain.descriptors) {
-      if (d.len == 0) continue;
-      auto s = mem_.slice(d.addr, d.len);
-      if (d.write) out.push_back(s);
-      else in.emplace_back(s.data(), s.size());
-    }
+    reader.assign(mem_, job.chain);
+    writer.assign(mem_, job.chain);
   } catch (const std::exception&) {
     // The virtqueue checked every range against guest RAM; this is belt and braces.
     complete(job, 0);
     return;
   }
-  FuseReader reader(std::move(in));
-  FuseWriter writer(std::move(out));
   uint32_t written = 0;
   try {
     // A reply can't be longer than what the server moved into the chain.
@@ -170,11 +140,9 @@ void FsDevice::complete(const Job& job, uint32_t written) {
   {
     std::lock_guard lock(mu_);
     if (!job.chain.ok()) ++bad_requests_;
-    if (job.generation != generation_ || job.queue >= queues_.size()) return;
-    Queue& q = *queues_[job.queue];
-    std::lock_guard qlock(q.mu);
-    q.vq->add_used(job.chain.head, written);
-    if (q.vq->needs_notification()) irq = interrupt_;
+    if (job.generation != generation_) return;
+    if (queues_.update(job.queue, [&](Virtqueue& vq) { vq.add_used(job.chain.head, written); }))
+      irq = queues_.interrupt();
   }
   if (irq) irq->used_buffers();
 }

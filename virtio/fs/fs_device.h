@@ -6,12 +6,14 @@
 // part receives fuse_out_header + the reply.
 //
 // Threading: queue_notify() (the I/O thread, from the queue's ioeventfd) pops
-// every available chain under that queue's mutex and hands it to a worker
-// pool, so a slow host file system never stalls the ring or the I/O thread.
-// A worker runs the FuseHandler with cursors over the chain's guest memory,
-// then takes the queue's mutex to add_used() and ask needs_notification(),
-// and injects the interrupt outside the lock. reset() stops new work, waits
-// for the requests in flight, then drops the queues.
+// every available chain (under the device lock, so that a reset on a vCPU
+// thread can't drop the ring mid-pop) and hands it to a worker pool, so a
+// slow host file system never stalls the ring or the I/O thread. A worker
+// runs the FuseHandler with a ChainReader and ChainWriter over the chain's
+// guest memory, then completes it through the QueueSet (add_used and
+// needs_notification under the queue's lock) and injects the interrupt
+// outside every lock. reset() stops new work, waits for the requests in
+// flight, then drops the queues.
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -22,7 +24,8 @@
 #include <vector>
 
 #include "virtio/device.h"
-#include "virtio/fs/fuse_buffers.h"
+#include "virtio/fs/fuse_handler.h"
+#include "virtio/queue_set.h"
 #include "memory/dax_window.h"
 #include "memory/guest_memory.h"
 
@@ -55,7 +58,6 @@ class FsDevice : public VirtioDevice {
   size_t queue_count() const override { return 1 + config_.request_queues; }
   uint16_t queue_max_size(size_t) const override { return config_.queue_size; }
   void read_config(uint64_t offset, std::span<uint8_t> data) override;
-  void write_config(uint64_t offset, std::span<const uint8_t> data) override;
   bool activate(uint64_t features, std::vector<std::unique_ptr<Virtqueue>> queues,
                 std::shared_ptr<DeviceInterrupt> interrupt) override;
   void queue_notify(size_t queue) override;
@@ -68,10 +70,6 @@ class FsDevice : public VirtioDevice {
   uint64_t bad_requests() const;
 
  private:
-  struct Queue {
-    std::mutex mu;
-    std::unique_ptr<Virtqueue> vq;
-  };
   struct Job {
     size_t queue;
     DescriptorChain chain;
@@ -88,8 +86,7 @@ class FsDevice : public VirtioDevice {
 
   mutable std::mutex mu_;  // everything below
   std::condition_variable work_cv_, idle_cv_;
-  std::vector<std::unique_ptr<Queue>> queues_;  // empty while not activated
-  std::shared_ptr<DeviceInterrupt> interrupt_;
+  QueueSet queues_;  // inactive while not activated
   std::deque<Job> jobs_;
   size_t running_ = 0;
   uint64_t generation_ = 0;  // bumped by reset(): a late completion is dropped

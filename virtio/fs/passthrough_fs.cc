@@ -169,8 +169,8 @@ using HandleP = std::shared_ptr<Handle>;
 // One request: its header and a bounded copy of its arguments.
 struct Req {
   fuse_in_header h{};
-  FuseReader& in;
-  FuseWriter& out;
+  ChainReader& in;
+  ChainWriter& out;
   std::vector<uint8_t> args;
   size_t pos = 0;
 
@@ -263,7 +263,7 @@ class PassthroughFs::Impl {
     reset_tables();
   }
 
-  uint32_t handle(FuseReader& in, FuseWriter& out);
+  uint32_t handle(ChainReader& in, ChainWriter& out);
 
   void reset() {
     initialized_.store(false);
@@ -533,7 +533,7 @@ class PassthroughFs::Impl {
   uint64_t next_fh_ = 1;
 };
 
-uint32_t PassthroughFs::Impl::handle(FuseReader& in, FuseWriter& out) {
+uint32_t PassthroughFs::Impl::handle(ChainReader& in, ChainWriter& out) {
   Req r{{}, in, out, {}, 0};
   if (!in.read_obj(r.h)) return 0;
   const uint32_t op = r.h.opcode;
@@ -1310,7 +1310,7 @@ uint32_t PassthroughFs::Impl::op_syncfs(Req& r) {
 
 PassthroughFs::PassthroughFs(PassthroughOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
 PassthroughFs::~PassthroughFs() = default;
-uint32_t PassthroughFs::handle(FuseReader& in, FuseWriter& out) { return impl_->handle(in, out); }
+uint32_t PassthroughFs::handle(ChainReader& in, ChainWriter& out) { return impl_->handle(in, out); }
 void PassthroughFs::reset() { impl_->reset(); }
 size_t PassthroughFs::inode_count() const { return impl_->inode_count(); }
 size_t PassthroughFs::handle_count() const { return impl_->handle_count(); }

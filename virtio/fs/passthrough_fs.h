@@ -36,7 +36,7 @@
 #include <memory>
 #include <string>
 
-#include "virtio/fs/fuse_buffers.h"
+#include "virtio/fs/fuse_handler.h"
 #include "memory/dax_window.h"
 
 namespace skiff::virtio {
@@ -81,7 +81,7 @@ class PassthroughFs : public FuseHandler {
   PassthroughFs(const PassthroughFs&) = delete;
   PassthroughFs& operator=(const PassthroughFs&) = delete;
 
-  uint32_t handle(FuseReader& in, FuseWriter& out) override;
+  uint32_t handle(ChainReader& in, ChainWriter& out) override;
 
   // Forgets every nodeid and handle the guest holds and waits for a new INIT,
   // as DESTROY does: for a device reset, when no DESTROY will come.

@@ -34,26 +34,21 @@ uint64_t VsockDevice::device_features() const {
   return bit(kFeatureVersion1) | bit(kFeatureEventIdx) | bit(kFeatureIndirectDesc);
 }
 
+// struct virtio_vsock_config: le64 guest_cid.
 void VsockDevice::read_config(uint64_t offset, std::span<uint8_t> data) {
-  for (size_t i = 0; i < data.size(); ++i) {
-    const uint64_t o = offset + i;
-    data[i] = (o >= offset && o < 8) ? static_cast<uint8_t>(guest_cid_ >> (8 * o)) : 0;
-  }
+  uint8_t cid[8];
+  for (size_t i = 0; i < 8; ++i) cid[i] = static_cast<uint8_t>(guest_cid_ >> (8 * i));
+  read_config_window(cid, offset, data);
 }
-
-void VsockDevice::write_config(uint64_t, std::span<const uint8_t>) {}  // read-only
 
 bool VsockDevice::activate(uint64_t features, std::vector<std::unique_ptr<Virtqueue>> queues,
                            std::shared_ptr<DeviceInterrupt> interrupt) {
-  if (!(features & bit(kFeatureVersion1)) || queues.size() != 3 || !interrupt) return false;
-  for (size_t q : {kRxQueue, kTxQueue})
-    if (!queues[q] || !queues[q]->valid()) return false;
-  if (queues[kEventQueue] && !queues[kEventQueue]->valid()) return false;
+  if (!(features & bit(kFeatureVersion1))) return false;
   Deferred d;
   {
     std::lock_guard lock(mutex_);
-    queues_ = std::move(queues);
-    interrupt_ = std::move(interrupt);
+    // rx and tx must be there; the event queue may be left disabled.
+    if (!queues_.activate(3, bit(kRxQueue) | bit(kTxQueue), std::move(queues), std::move(interrupt))) return false;
     held_rx_.reset();
     rx_starved_ = false;
     // Host-initiated connections made before activation go out now.
@@ -69,7 +64,7 @@ void VsockDevice::queue_notify(size_t queue) {
   Deferred d;
   {
     std::lock_guard lock(mutex_);
-    if (queues_.empty()) return;
+    if (!queues_.active()) return;
     if (queue == kRxQueue) rx_starved_ = false;
     if (queue == kTxQueue) process_tx_locked(d);
     service_locked();
@@ -83,8 +78,7 @@ void VsockDevice::reset() {
   {
     std::lock_guard lock(mutex_);
     held_rx_.reset();
-    queues_.clear();
-    interrupt_.reset();
+    queues_.reset();
     conns_.clear();  // closes the device ends: host ends see EOF
     rsts_.clear();
     rx_starved_ = false;
@@ -112,7 +106,7 @@ std::optional<uint32_t> VsockDevice::connect_stream(uint32_t guest_port, UniqueF
     Conn& c = add_conn_locked(port, guest_port, std::move(stream));
     c.pending = kPendRequest;
     c.ok_line = ok_line;
-    if (!queues_.empty()) {
+    if (queues_.active()) {
       service_locked();
       finish_locked(d);
       arm_locked();
@@ -155,20 +149,17 @@ bool VsockDevice::transport_reset() {
     std::lock_guard lock(mutex_);
     conns_.clear();
     rsts_.clear();
-    if (queues_.empty()) return false;
-    if (Virtqueue* ev = queues_[kEventQueue].get()) {
-      while (auto chain = ev->pop()) {
-        if (chain->ok() && chain->writable_bytes() >= sizeof(VsockEvent)) {
-          const VsockEvent e{kVsockEventTransportReset};
-          ev->write_to(*chain, 0, std::span(reinterpret_cast<const uint8_t*>(&e), sizeof(e)));
-          ev->add_used(chain->head, sizeof(e));
-          used_[kEventQueue] = true;
-          sent = true;
-          break;
-        }
-        ev->add_used(chain->head, 0);
-        used_[kEventQueue] = true;
+    if (!queues_.active()) return false;
+    while (auto chain = queues_.pop(kEventQueue)) {
+      used_[kEventQueue] = true;
+      if (chain->ok() && chain->writable_bytes() >= sizeof(VsockEvent)) {
+        writer_.assign(queues_.memory(), *chain);
+        writer_.write_obj(VsockEvent{kVsockEventTransportReset});
+        queues_.add_used(kEventQueue, chain->head, sizeof(VsockEvent));
+        sent = true;
+        break;
       }
+      queues_.add_used(kEventQueue, chain->head, 0);
     }
     finish_locked(d);
   }
@@ -180,7 +171,7 @@ void VsockDevice::pump() {
   Deferred d;
   {
     std::lock_guard lock(mutex_);
-    if (queues_.empty()) return;
+    if (!queues_.active()) return;
     service_locked();
     finish_locked(d);
   }
@@ -203,13 +194,13 @@ void VsockDevice::finish_locked(Deferred& d) {
   for (size_t q = 0; q < 3; ++q) {
     if (!used_[q]) continue;
     used_[q] = false;
-    if (q < queues_.size() && queues_[q] && queues_[q]->needs_notification()) notify = true;
+    notify |= queues_.needs_notification(q);
   }
-  if (notify) d.irq = interrupt_;
+  if (notify) d.irq = queues_.interrupt();
 }
 
 void VsockDevice::arm_locked() {
-  if (!options_.io || queues_.empty()) return;
+  if (!options_.io || !queues_.active()) return;
   // Not a structured binding: clang 14 can't capture those in the lambda below.
   for (auto& entry : conns_) {
     const Key key = entry.first;
@@ -238,7 +229,7 @@ void VsockDevice::on_stream_ready(const Key& key, uint64_t id, bool readable) {
     auto it = conns_.find(key);
     if (it == conns_.end() || it->second.id != id) return;
     (readable ? it->second.read_armed : it->second.write_armed) = false;
-    if (queues_.empty()) return;
+    if (!queues_.active()) return;
     service_locked();
     finish_locked(d);
     arm_locked();
@@ -275,14 +266,14 @@ void VsockDevice::reset_conn_locked(const Key& key, bool send_rst) {
 }
 
 void VsockDevice::process_tx_locked(Deferred& d) {
-  Virtqueue* tx = queues_[kTxQueue].get();
-  while (auto chain = tx->pop()) {
+  while (auto chain = queues_.pop(kTxQueue)) {
     if (chain->ok() && chain->readable_bytes() >= kVsockHeaderSize) {
+      reader_.assign(queues_.memory(), *chain);
       VsockHeader h;
-      tx->read_from(*chain, 0, std::span(reinterpret_cast<uint8_t*>(&h), sizeof(h)));
+      reader_.read_obj(h);
       handle_packet_locked(h, *chain, d);
     }
-    tx->add_used(chain->head, 0);
+    queues_.add_used(kTxQueue, chain->head, 0);
     used_[kTxQueue] = true;
   }
 }
@@ -374,7 +365,7 @@ void VsockDevice::handle_packet_locked(const VsockHeader& h, const DescriptorCha
       }
       const size_t old = c.host_out.size();
       c.host_out.resize(old + len);
-      queues_[kTxQueue]->read_from(chain, kVsockHeaderSize, std::span(c.host_out.data() + old, len));
+      reader_.read_some(std::span(c.host_out.data() + old, len));  // right after the header
       c.rx_cnt += len;
       if (flush_host_out_locked(c)) maybe_finish_locked(c);
       return;
@@ -442,10 +433,9 @@ std::optional<DescriptorChain> VsockDevice::take_rx_locked() {
     held_rx_.reset();
     return c;
   }
-  Virtqueue* rx = queues_[kRxQueue].get();
-  while (auto chain = rx->pop()) {
+  while (auto chain = queues_.pop(kRxQueue)) {
     if (chain->ok() && chain->writable_bytes() >= kVsockHeaderSize + 1) return chain;
-    rx->add_used(chain->head, 0);  // unusable buffer
+    queues_.add_used(kRxQueue, chain->head, 0);  // unusable buffer
     used_[kRxQueue] = true;
   }
   rx_starved_ = true;
@@ -469,10 +459,10 @@ void VsockDevice::write_packet_locked(const DescriptorChain& chain, Conn* c, uin
     c->last_sent_fwd_cnt = c->fwd_cnt;
     c->pending &= ~kPendCreditUpdate;  // every header carries our credit
   }
-  Virtqueue* rx = queues_[kRxQueue].get();
-  rx->write_to(chain, 0, std::span(reinterpret_cast<const uint8_t*>(&h), sizeof(h)));
-  if (!payload.empty()) rx->write_to(chain, kVsockHeaderSize, payload);
-  rx->add_used(chain.head, static_cast<uint32_t>(kVsockHeaderSize + payload.size()));
+  writer_.assign(queues_.memory(), chain);
+  writer_.write_obj(h);
+  writer_.write_some(payload);
+  queues_.add_used(kRxQueue, chain.head, static_cast<uint32_t>(kVsockHeaderSize + payload.size()));
   used_[kRxQueue] = true;
 }
 
@@ -486,7 +476,7 @@ void VsockDevice::service_locked() {
 }
 
 void VsockDevice::flush_rx_locked() {
-  if (queues_.empty() || queues_[kRxQueue]->broken()) return;
+  if (!queues_.usable(kRxQueue)) return;
   while (!rsts_.empty()) {
     auto chain = take_rx_locked();
     if (!chain) return;

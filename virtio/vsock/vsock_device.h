@@ -39,11 +39,10 @@
 
 #include "base/event_loop.h"
 #include "base/unique_fd.h"
+#include "virtio/chain_cursor.h"
 #include "virtio/device.h"
+#include "virtio/queue_set.h"
 #include "virtio/vsock/vsock_packet.h"
-
-namespace skiff {
-}
 
 namespace skiff::virtio {
 
@@ -86,7 +85,6 @@ class VsockDevice : public VirtioDevice {
   size_t queue_count() const override { return 3; }
   uint16_t queue_max_size(size_t) const override { return options_.queue_size; }
   void read_config(uint64_t offset, std::span<uint8_t> data) override;
-  void write_config(uint64_t offset, std::span<const uint8_t> data) override;
   bool activate(uint64_t features, std::vector<std::unique_ptr<Virtqueue>> queues,
                 std::shared_ptr<DeviceInterrupt> interrupt) override;
   void queue_notify(size_t queue) override;
@@ -176,8 +174,9 @@ class VsockDevice : public VirtioDevice {
   const VsockOptions options_;
 
   mutable std::mutex mutex_;
-  std::vector<std::unique_ptr<Virtqueue>> queues_;  // empty while not activated
-  std::shared_ptr<DeviceInterrupt> interrupt_;
+  QueueSet queues_;  // inactive while not activated
+  ChainReader reader_;  // over the tx chain being handled
+  ChainWriter writer_;  // over the rx (or event) chain being filled
   std::optional<DescriptorChain> held_rx_;  // popped rx buffer not used yet
   bool rx_starved_ = false;
   bool used_[3] = {false, false, false};

@@ -33,7 +33,7 @@ class CountingIrq : public DeviceInterrupt {
 // reversed; FORGET gets no reply. `gate` can hold requests of a given opcode.
 class ScriptedServer : public FuseHandler {
  public:
-  uint32_t handle(FuseReader& in, FuseWriter& out) override {
+  uint32_t handle(ChainReader& in, ChainWriter& out) override {
     fuse_in_header h;
     if (!in.read_obj(h)) return 0;
     ++seen;

@@ -115,8 +115,8 @@ class Client {
     std::memcpy(in.data(), &h, sizeof h);
     if (!a.b.empty()) std::memcpy(in.data() + sizeof h, a.b.data(), a.b.size());
     std::vector<uint8_t> out(out_size, 0xAA);
-    FuseReader r(split3(std::span<const uint8_t>(in), unique));
-    FuseWriter w(split3(std::span<uint8_t>(out), unique * 3));
+    ChainReader r(split3(std::span<const uint8_t>(in), unique));
+    ChainWriter w(split3(std::span<uint8_t>(out), unique * 3));
     Reply rep;
     rep.len = fs_.handle(r, w);
     if (rep.len == 0) return rep;
@@ -426,8 +426,8 @@ TEST_F(PassthroughFsTest, MalformedRequestsGetErrorsNotCrashes) {
   std::vector<uint8_t> tiny(20, 0);
   std::vector<uint8_t> out(256);
   {
-    FuseReader r({std::span<const uint8_t>(tiny)});
-    FuseWriter w({std::span<uint8_t>(out)});
+    ChainReader r({std::span<const uint8_t>(tiny)});
+    ChainWriter w({std::span<uint8_t>(out)});
     EXPECT_EQ(fs_->handle(r, w), 0u);
   }
   // No room for even a reply header: nothing written, nothing done.
@@ -440,8 +440,8 @@ TEST_F(PassthroughFsTest, MalformedRequestsGetErrorsNotCrashes) {
     std::memcpy(in.data(), &h, sizeof h);
     in[sizeof h] = 'f';
     std::vector<uint8_t> small(15);
-    FuseReader r({std::span<const uint8_t>(in)});
-    FuseWriter w({std::span<uint8_t>(small)});
+    ChainReader r({std::span<const uint8_t>(in)});
+    ChainWriter w({std::span<uint8_t>(small)});
     EXPECT_EQ(fs_->handle(r, w), 0u);
     EXPECT_EQ(fs_->inode_count(), 1u);
   }
