@@ -23,7 +23,6 @@
 #include <cstring>
 #include <vector>
 
-#include "virtio/chain_cursor.h"
 #include "virtio/virtqueue.h"
 #include "memory/guest_memory.h"
 

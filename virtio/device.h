@@ -64,7 +64,8 @@ class VirtioDevice {
   // transport reports DEVICE_NEEDS_RESET.
   virtual bool activate(uint64_t features, std::vector<std::unique_ptr<Virtqueue>> queues,
                         std::shared_ptr<DeviceInterrupt> interrupt) = 0;
-  // The driver kicked `queue` (only after a successful activate).
+  // The driver kicked `queue`. Kicks come straight from the queue's ioeventfd,
+  // at any time: before activate and after reset they must do nothing.
   virtual void queue_notify(size_t queue) = 0;
   // Back to the state before activate: drop the queues, stop all work.
   virtual void reset() = 0;

@@ -183,10 +183,12 @@ std::unique_ptr<DeviceManager::Device> DeviceManager::attach(std::string id,
   w.on_bus = true;
   // A kick writes the queue index to QueueNotify: one ioeventfd per queue
   // (matching that index), so KVM completes the write without a vCPU exit
-  // to userspace and the event loop runs the device.
+  // to userspace and the event loop runs the device's queue_notify straight
+  // away (a device ignores kicks while its queue set is inactive, so the
+  // transport need not be asked first).
   for (size_t q = 0; q < w.transport->queue_count(); ++q) {
     auto kick = std::make_unique<devices::IoEventFd>(vm_, w.base + virtio::mmio::kQueueNotify, 4, false, uint64_t{q});
-    w.kick_watches.push_back(io().watch(kick->event().fd(), [t = w.transport.get(), q] { t->notify(q); }));
+    w.kick_watches.push_back(io().watch(kick->event().fd(), [m = d->model.get(), q] { m->queue_notify(q); }));
     w.kicks.push_back(std::move(kick));
   }
   return d;

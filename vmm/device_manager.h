@@ -91,7 +91,7 @@ class DeviceManager {
 
 // One attached device. Members are destroyed bottom-up, which is the only
 // safe order: the host front end and the kick watches first (they run on the
-// event loop and call into the transport), then the ioeventfds, the
+// event loop and call into the model), then the ioeventfds, the
 // transport (off the bus first, see ~Device), the interrupt, the model, and
 // last the DAX window the model maps files into.
 struct DeviceManager::Device {

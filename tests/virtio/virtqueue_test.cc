@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
-#include "virtio/chain_cursor.h"
 #include "virtio/testing/driver_queue.h"
 
 namespace skiff::virtio {

@@ -35,9 +35,8 @@
 
 #include "base/event_loop.h"
 #include "virtio/blk/block_backend.h"
-#include "virtio/chain_cursor.h"
+#include "virtio/virtqueue.h"
 #include "virtio/device.h"
-#include "virtio/queue_set.h"
 #include "memory/guest_memory.h"
 #include "base/unique_fd.h"
 

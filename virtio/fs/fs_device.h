@@ -25,7 +25,7 @@
 
 #include "virtio/device.h"
 #include "virtio/fs/fuse_handler.h"
-#include "virtio/queue_set.h"
+#include "virtio/virtqueue.h"
 #include "memory/dax_window.h"
 #include "memory/guest_memory.h"
 

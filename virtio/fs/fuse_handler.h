@@ -8,7 +8,7 @@
 // between).
 #include <cstdint>
 
-#include "virtio/chain_cursor.h"
+#include "virtio/virtqueue.h"
 
 namespace skiff::virtio {
 

@@ -39,9 +39,8 @@
 
 #include "base/event_loop.h"
 #include "base/unique_fd.h"
-#include "virtio/chain_cursor.h"
+#include "virtio/virtqueue.h"
 #include "virtio/device.h"
-#include "virtio/queue_set.h"
 #include "virtio/vsock/vsock_packet.h"
 
 namespace skiff::virtio {

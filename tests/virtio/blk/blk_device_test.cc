@@ -227,6 +227,25 @@ TEST_P(BlkTest, ConfigSpaceAndFeatures) {
   EXPECT_EQ(cfg(0, 8), kDiskSectors);
 }
 
+// Kicks come straight from the queue's ioeventfd, active or not.
+TEST_P(BlkTest, KicksBeforeActivationAndAfterResetDoNothing) {
+  {
+    BlockConfig cfg;
+    cfg.path = image.path();
+    cfg.backend = BlockBackendKind::kThreadPool;
+    BlockDevice idle(mem, cfg);
+    idle.queue_notify(0);
+    idle.queue_notify(7);
+  }
+  START();
+  dev->reset();
+  drivers[0]->add_chain({header(kBlkTIn, 0)}, {512, 1});
+  dev->queue_notify(0);
+  dev->drain();
+  EXPECT_FALSE(drivers[0]->next_used());
+  EXPECT_EQ(irq->used.load(), 0);
+}
+
 TEST_P(BlkTest, ReadWriteRoundTripAcrossTheDisk) {
   START();
   for (uint64_t sector : {uint64_t{0}, uint64_t{7}, uint64_t{100}, kDiskSectors - 4}) {

@@ -141,6 +141,19 @@ TEST(FsDevice, ConfigSpaceCarriesTagAndQueueCount) {
   EXPECT_EQ(tail[0], 3);
 }
 
+// Kicks come straight from the queue's ioeventfd, active or not.
+TEST(FsDevice, KicksAfterResetDoNothing) {
+  Rig r;
+  ASSERT_TRUE(r.activated);
+  r.dev.reset();
+  r.drivers[1]->add_chain({std::vector<uint8_t>(40, 0)}, {64});
+  r.dev.queue_notify(1);
+  r.dev.queue_notify(0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_FALSE(r.drivers[1]->next_used());
+  EXPECT_EQ(r.irq->count.load(), 0);
+}
+
 TEST(FsDevice, RejectsBadConfiguration) {
   auto mem = GuestMemory::create({{GuestAddress(0), 1 << 20}});
   auto s = std::make_shared<ScriptedServer>();

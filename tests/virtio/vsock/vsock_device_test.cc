@@ -59,6 +59,13 @@ TEST(VsockDevice, IdentityConfigAndFeatures) {
   EXPECT_FALSE(dev.activate(0, {}, std::make_shared<CountingIrq>()));
 }
 
+// Kicks come straight from the queue's ioeventfd, active or not.
+TEST(VsockDevice, KicksBeforeActivationDoNothing) {
+  VsockDevice dev(3, manual());
+  for (size_t q = 0; q < 4; ++q) dev.queue_notify(q);
+  EXPECT_EQ(dev.connection_count(), 0u);
+}
+
 TEST(VsockDevice, HostConnectDataBothWaysAndShutdown) {
   Guest g;
   ASSERT_TRUE(g.activated);

@@ -1,13 +1,13 @@
 // QueueSet: what every device does with its queues, driven by the guest
 // driver simulator.
-#include "virtio/queue_set.h"
+#include "virtio/virtqueue.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <thread>
 
-#include "virtio/chain_cursor.h"
+#include "virtio/device.h"
 #include "virtio/testing/driver_queue.h"
 
 namespace skiff::virtio {

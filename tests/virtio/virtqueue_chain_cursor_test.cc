@@ -1,6 +1,6 @@
 // ChainReader/ChainWriter: the one cursor over a descriptor chain. Properties
 // over chains split every way the guest can split them.
-#include "virtio/chain_cursor.h"
+#include "virtio/virtqueue.h"
 
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
