@@ -12,6 +12,7 @@ packages=(
   libboost-dev libboost-system-dev     # Boost.Asio
   capnproto libcapnp-dev               # control/agent API schemas and RPC
   liburing-dev                         # io_uring backend of virtio-blk
+  libcap-dev libseccomp-dev            # the guest agent: capability names, the OCI seccomp profile
   libjemalloc-dev                      # allocator linked into the binaries
   libgtest-dev libgmock-dev            # unit tests
   librapidcheck-dev                    # property tests
