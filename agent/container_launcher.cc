@@ -305,6 +305,20 @@ struct ChildArgs {
   int status_fd, start_fd, pty_slave;
 };
 
+const char* namespace_file(int clone_flag) {
+  switch (clone_flag) {
+    case CLONE_NEWNS: return "mnt";
+    case CLONE_NEWPID: return "pid";
+    case CLONE_NEWIPC: return "ipc";
+    case CLONE_NEWUTS: return "uts";
+    case CLONE_NEWCGROUP: return "cgroup";
+    case CLONE_NEWNET: return "net";
+  }
+  return "";
+}
+
+[[noreturn]] void exec_process(const ChildArgs& a);
+
 [[noreturn]] void container_init(const ChildArgs& a) {
   const ContainerConfig& c = *a.config;
   const LaunchOptions& o = *a.options;
@@ -337,6 +351,10 @@ struct ChildArgs {
     ::close(fd);
   }
 
+  if (o.exec_in) {
+    // Joining the container's mount namespace put us at its root already.
+    exec_process(a);
+  }
   // (container_config() makes sure there is a mount namespace of its own.)
   must(::mount(nullptr, "/", nullptr, MS_REC | (c.rootfs_propagation ? c.rootfs_propagation : static_cast<unsigned long>(MS_SLAVE)), nullptr) == 0,
        std::string("make / ") + (c.rootfs_propagation ? "as rootfsPropagation says" : "a slave"));
@@ -360,6 +378,13 @@ struct ChildArgs {
     write_file(path, value, "sysctl " + key);
   }
 
+  exec_process(a);
+}
+
+// The process part of the spec, in place: rlimits, user, capabilities,
+// seccomp, cwd; then wait for start() and exec.
+[[noreturn]] void exec_process(const ChildArgs& a) {
+  const ContainerConfig& c = *a.config;
   const ProcessConfig& p = c.process;
   for (const auto& r : p.rlimits) {
     const rlimit lim{static_cast<rlim_t>(r.soft), static_cast<rlim_t>(r.hard)};
@@ -464,16 +489,23 @@ Launched create_container(const ContainerConfig& config, const LaunchOptions& op
     ::fcntl(s, F_SETFD, FD_CLOEXEC);
   }
 
+  ContainerConfig exec_config;
+  if (options.exec_in) {
+    exec_config = config;
+    for (auto& ns : exec_config.namespaces)
+      ns.path = "/proc/" + std::to_string(options.exec_in) + "/ns/" + namespace_file(ns.clone_flag);
+  }
+  const ContainerConfig& cfg = options.exec_in ? exec_config : config;
   // Namespaces joined by path, except mount: entered by a helper process
   // that then clones the container with CLONE_PARENT, so the agent's own
   // namespaces never change and the container is still the agent's child.
   bool joins = false;
-  for (const auto& ns : config.namespaces) joins = joins || (!ns.path.empty() && ns.clone_flag != CLONE_NEWNS);
+  for (const auto& ns : cfg.namespaces) joins = joins || (!ns.path.empty() && ns.clone_flag != CLONE_NEWNS);
   unsigned long flags = 0;
-  for (const auto& ns : config.namespaces)
+  for (const auto& ns : cfg.namespaces)
     if (ns.path.empty()) flags |= static_cast<unsigned long>(ns.clone_flag);
 
-  const ChildArgs args{&config, &options, status_write.get(), start_read.get(), slave.get()};
+  const ChildArgs args{&cfg, &options, status_write.get(), start_read.get(), slave.get()};
   auto clone_init = [&](unsigned long extra) -> pid_t {
     const long pid = ::syscall(SYS_clone, flags | extra | SIGCHLD, nullptr, nullptr, nullptr, 0);
     if (pid == 0) {
@@ -506,7 +538,7 @@ Launched create_container(const ContainerConfig& config, const LaunchOptions& op
     if (helper == 0) {
       g_status_fd = args.status_fd;
       if (!options.cgroup_dir.empty()) write_file(options.cgroup_dir + "/cgroup.procs", "0", "join the cgroup " + options.cgroup_dir);
-      for (const auto& ns : config.namespaces) {
+      for (const auto& ns : cfg.namespaces) {
         if (ns.path.empty() || ns.clone_flag == CLONE_NEWNS) continue;
         const int fd = ::open(ns.path.c_str(), O_RDONLY | O_CLOEXEC);
         must(fd >= 0 && ::setns(fd, ns.clone_flag) == 0, "join the namespace " + ns.path);

@@ -35,6 +35,10 @@ struct LaunchOptions {
   // The agent's own root is an initramfs, which pivot_root refuses: move the
   // container's root onto / and chroot instead (runc --no-pivot).
   bool no_pivot = false;
+  // Container.exec: a process of a running container (its init's pid),
+  // whose namespaces (those the config lists) the new process joins instead
+  // of getting a root set up; the config's process part is what runs.
+  pid_t exec_in = 0;
 };
 
 class Launched {

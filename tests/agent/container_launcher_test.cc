@@ -125,6 +125,33 @@ TEST_F(LauncherTest, NoPivotMovesTheRootAndChroots) {
   EXPECT_NE(r.out.find("etc"), std::string::npos) << r.out;
 }
 
+// Container.exec: a second process in a running container's namespaces and root.
+TEST_F(LauncherTest, ExecJoinsARunningContainer) {
+  int pipefd[2];
+  ASSERT_EQ(::pipe2(pipefd, O_CLOEXEC), 0);
+  LaunchOptions o;
+  o.stdout_fd = pipefd[1];
+  const ContainerConfig c = config_for(rootfs, "echo up; exec sleep 30");
+  Launched init = create_container(c, o);
+  ::close(pipefd[1]);
+  init.start();
+  char buf[8];
+  ASSERT_EQ(::read(pipefd[0], buf, 3), 3);
+  ContainerConfig exec = c;
+  exec.process.args = {"sh", "-c", "echo pid=$$; hostname; cat /proc/1/cmdline | tr '\\0' ' '; ls /"};
+  LaunchOptions eo;
+  eo.exec_in = init.pid();
+  const Result r = run(exec, eo);
+  ::kill(init.pid(), SIGKILL);
+  ::waitpid(init.pid(), nullptr, 0);
+  ::close(pipefd[0]);
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_EQ(r.out.find("pid=1\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("skiffbox\nsleep 30"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("host-data"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("etc"), std::string::npos) << r.out;
+}
+
 TEST_F(LauncherTest, ANonZeroExitStatusComesBack) {
   EXPECT_EQ(run(config_for(rootfs, "exit 7")).status, 7);
 }
