@@ -454,8 +454,12 @@ std::string read_status(int fd, bool until_ready) {
 
 }  // namespace
 
-Launched::~Launched() {
-  if (pid_ > 0 && !started_) ::kill(pid_, SIGKILL);
+void Launched::abandon() {
+  if (pid_ <= 0 || started_) return;
+  ::kill(pid_, SIGKILL);
+  while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
 }
 
 void Launched::start() {

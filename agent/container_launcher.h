@@ -12,8 +12,10 @@
 // is single-threaded, so the child may allocate after fork.
 #include <sys/types.h>
 
+#include <new>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "agent/container_spec.h"
 #include "agent/fd.h"
@@ -45,10 +47,20 @@ class Launched {
  public:
   Launched() = default;
   Launched(pid_t pid, Fd status, Fd start, Fd pty) : pid_(pid), status_(std::move(status)), start_(std::move(start)), pty_(std::move(pty)) {}
-  Launched(Launched&&) = default;
-  Launched& operator=(Launched&&) = default;
-  // A process never started is killed (and reaped by whoever waits for it).
-  ~Launched();
+  Launched(Launched&& o) noexcept
+      : pid_(std::exchange(o.pid_, -1)), status_(std::move(o.status_)), start_(std::move(o.start_)), pty_(std::move(o.pty_)),
+        started_(o.started_) {}
+  Launched& operator=(Launched&& o) noexcept {
+    if (this != &o) {
+      this->~Launched();
+      new (this) Launched(std::move(o));
+    }
+    return *this;
+  }
+  // A process never started is killed and reaped.
+  ~Launched() { abandon(); }
+  // The same, now: the process is gone when it returns.
+  void abandon();
 
   pid_t pid() const { return pid_; }
   // The terminal's controlling side, or -1; the caller takes it over with release_pty().

@@ -1,0 +1,30 @@
+#pragma once
+// The agent API (api/agent.capnp) served by the agent: the Sandbox
+// bootstrap capability, the Containers it creates and their Processes, on
+// one KJ event loop (the agent is single-threaded: its container set-up
+// forks, see container_launcher.h). A process's output is pumped from its
+// pipe or pty into the host's ByteStream with streaming writes, so a slow
+// host reader slows the container, not the agent's memory.
+#include <kj/async-unix.h>
+#include <kj/async-io.h>
+
+#include <string>
+
+#include "api/agent.capnp.h"
+
+namespace skiff::agent {
+
+struct AgentOptions {
+  // cgroup v2 directory the containers' cgroups go under; empty: none (and
+  // pause, resume, stats and update are refused).
+  std::string cgroup_parent;
+  // The agent's root is an initramfs (PID 1 in the guest).
+  bool no_pivot = false;
+  std::string version = "0.1.0";
+};
+
+// `events` must come from a KJ loop set up after
+// kj::UnixEventPort::captureChildExit().
+kj::Own<api::Sandbox::Server> make_sandbox(kj::UnixEventPort& events, kj::LowLevelAsyncIoProvider& io, AgentOptions options);
+
+}  // namespace skiff::agent

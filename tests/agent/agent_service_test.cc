@@ -1,0 +1,309 @@
+// The agent API over a real Unix socket with real Cap'n Proto RPC: a host
+// side client drives the agent's Sandbox, Containers and Processes, running
+// busybox containers on this host (as root).
+#include "agent/agent_service.h"
+
+#include <capnp/rpc-twoparty.h>
+#include <gtest/gtest.h>
+#include <kj/async-io.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace skiff::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+// What a process wrote, as the host receives it.
+class Collector final : public api::ByteStream::Server {
+ public:
+  explicit Collector(std::string& into) : into_(into) {}
+  kj::Promise<void> write(WriteContext ctx) override {
+    auto b = ctx.getParams().getBytes();
+    into_.append(reinterpret_cast<const char*>(b.begin()), b.size());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> end(EndContext) override { return kj::READY_NOW; }
+
+ private:
+  std::string& into_;
+};
+
+std::string cgroup2_mount() {
+  std::ifstream f("/proc/self/mounts");
+  std::string dev, dir, type, rest;
+  while (f >> dev >> dir >> type && std::getline(f, rest))
+    if (type == "cgroup2") return dir;
+  return "";
+}
+
+class AgentServiceTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { kj::UnixEventPort::captureChildExit(); }
+
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "container set-up needs root (as runc's tests do)";
+    char tmpl[] = "/tmp/skiff-agent-XXXXXX";
+    dir = ::mkdtemp(tmpl);
+    root = dir + "/rootfs";
+    for (const char* d : {"bin", "etc", "proc", "dev", "tmp"}) fs::create_directories(root + "/" + d);
+    fs::copy_file("/bin/busybox", root + "/bin/busybox");
+    for (const char* t : {"sh", "cat", "echo", "sleep", "stty", "hostname", "true"}) fs::create_symlink("busybox", root + "/bin/" + t);
+    std::ofstream(root + "/etc/passwd") << "root:x:0:0:root:/root:/bin/sh\n";
+  }
+  void TearDown() override {
+    rig.reset();
+    if (!dir.empty()) fs::remove_all(dir);
+  }
+
+  // Serves the agent on a Unix socket and connects to it.
+  void serve(AgentOptions options = {}) {
+    rig = std::make_unique<Rig>();
+    rig->io = kj::heap<kj::AsyncIoContext>(kj::setupAsyncIo());
+    io = rig->io.get();
+    const std::string sock = dir + "/agent.sock";
+    auto addr = io->provider->getNetwork().parseAddress("unix:" + sock).wait(io->waitScope);
+    rig->listener = addr->listen();
+    rig->server = kj::heap<capnp::TwoPartyServer>(make_sandbox(io->unixEventPort, *io->lowLevelProvider, options));
+    rig->serving = rig->server->listen(*rig->listener).eagerlyEvaluate(nullptr);
+    rig->stream = io->provider->getNetwork().parseAddress("unix:" + sock).wait(io->waitScope)->connect().wait(io->waitScope);
+    rig->client = kj::heap<capnp::TwoPartyClient>(*rig->stream);
+    rig->sandbox = rig->client->bootstrap().castAs<api::Sandbox>();
+  }
+  api::Sandbox::Client& sb() { return rig->sandbox; }
+
+  void fill(api::Spec::Builder s, const std::string& script, bool terminal = false) {
+    auto p = s.initProcess();
+    auto a = p.initArgs(3);
+    a.set(0, "sh");
+    a.set(1, "-c");
+    a.set(2, script);
+    p.setCwd("/");
+    p.setTerminal(terminal);
+    p.getConsoleSize().setRows(10);
+    p.getConsoleSize().setCols(20);
+    s.getRoot().setPath(root);
+    auto m = s.initMounts(1)[0];
+    m.setDestination("/proc");
+    m.setType("proc");
+    m.setSource("proc");
+    auto ns = s.initLinux().initNamespaces(2);
+    ns[0].setType("mount");
+    ns[1].setType("pid");
+  }
+
+  api::Container::Client create(const std::string& id, const std::string& script, std::string& out, bool stdin = false,
+                                bool terminal = false) {
+    auto req = sb().createContainerRequest();
+    req.setId(id);
+    fill(req.initSpec(), script, terminal);
+    auto stdio = req.initStdio();
+    stdio.setStdout(kj::heap<Collector>(out));
+    stdio.setStderr(kj::heap<Collector>(out));
+    stdio.setStdin(stdin);
+    return req.send().getContainer();
+  }
+
+  std::string error_of(kj::Promise<void> p) {
+    try {
+      p.wait(io->waitScope);
+    } catch (const kj::Exception& e) {
+      // Cap'n Proto marks an error that came over the wire; the agent's line follows.
+      std::string d = e.getDescription().cStr();
+      const std::string remote = "remote exception: ";
+      return d.starts_with(remote) ? d.substr(remote.size()) : "(local) " + d;
+    }
+    return "(no error)";
+  }
+
+  // KJ objects have throwing destructors: kept out of the fixture's own.
+  struct Rig {
+    kj::Own<kj::AsyncIoContext> io;
+    kj::Own<kj::ConnectionReceiver> listener;
+    kj::Own<capnp::TwoPartyServer> server;
+    kj::Promise<void> serving = nullptr;
+    kj::Own<kj::AsyncIoStream> stream;
+    kj::Own<capnp::TwoPartyClient> client;
+    api::Sandbox::Client sandbox = nullptr;
+  };
+  std::string dir, root;
+  std::unique_ptr<Rig> rig;
+  kj::AsyncIoContext* io = nullptr;
+};
+
+TEST_F(AgentServiceTest, EchoWithCreateStartWaitPipelined) {
+  serve();
+  auto v = sb().versionRequest().send().wait(io->waitScope);
+  EXPECT_EQ(v.getApiVersion(), api::API_VERSION);
+  EXPECT_TRUE(sb().healthRequest().send().wait(io->waitScope).getServing());
+  std::string out;
+  auto c = create("echo", "echo hello from $$", out);
+  // start and wait go out before create's answer is back: one round trip.
+  auto started = c.startRequest().send();
+  auto waited = c.waitRequest().send();
+  EXPECT_GT(started.wait(io->waitScope).getPid(), 0u);
+  auto st = waited.wait(io->waitScope).getStatus();
+  EXPECT_EQ(st.getCode(), 0);
+  EXPECT_EQ(out, "hello from 1\n");
+  auto state = c.stateRequest().send().wait(io->waitScope);
+  EXPECT_EQ(state.getStatus(), api::ContainerStatus::STOPPED);
+  c.removeRequest().send().wait(io->waitScope);
+  EXPECT_EQ(sb().listContainersRequest().send().wait(io->waitScope).getIds().size(), 0u);
+}
+
+TEST_F(AgentServiceTest, ANonZeroExitStatus) {
+  serve();
+  std::string out;
+  auto c = create("fail", "echo bad >&2; exit 3", out);
+  c.startRequest().send().wait(io->waitScope);
+  EXPECT_EQ(c.waitRequest().send().wait(io->waitScope).getStatus().getCode(), 3);
+  EXPECT_EQ(out, "bad\n");
+}
+
+TEST_F(AgentServiceTest, ALongRunningContainerWithExecAndSignals) {
+  serve();
+  std::string out;
+  auto c = create("long", "trap 'echo got-term; exit 0' TERM; echo ready; while true; do sleep 0.1; done", out);
+  c.startRequest().send().wait(io->waitScope);
+  while (out.find("ready") == std::string::npos) io->waitScope.poll(), ::usleep(10000);
+  EXPECT_EQ(c.stateRequest().send().wait(io->waitScope).getStatus(), api::ContainerStatus::RUNNING);
+
+  std::string exec_out;
+  auto ex = c.execRequest();
+  ex.setExecId("e1");
+  auto p = ex.initProcess();
+  auto a = p.initArgs(3);
+  a.set(0, "sh");
+  a.set(1, "-c");
+  a.set(2, "echo exec-pid=$$; cat /proc/1/cmdline | head -c 2");
+  p.setCwd("/tmp");
+  ex.initStdio().setStdout(kj::heap<Collector>(exec_out));
+  auto proc = ex.send().getProcess();
+  EXPECT_EQ(proc.waitRequest().send().wait(io->waitScope).getStatus().getCode(), 0);
+  EXPECT_EQ(exec_out.find("exec-pid=1\n"), std::string::npos) << exec_out;
+  EXPECT_NE(exec_out.find("sh"), std::string::npos) << exec_out;
+
+  auto ps = c.psRequest().send().wait(io->waitScope).getPids();
+  EXPECT_GE(ps.size(), 1u);
+  auto sig = c.signalRequest();
+  sig.setSignal(SIGTERM);
+  sig.send().wait(io->waitScope);
+  auto st = c.waitRequest().send().wait(io->waitScope).getStatus();
+  EXPECT_EQ(st.getCode(), 0) << out;
+  EXPECT_NE(out.find("got-term"), std::string::npos) << out;
+
+  std::string out2;
+  auto killed = create("killed", "sleep 30", out2);
+  killed.startRequest().send().wait(io->waitScope);
+  auto k = killed.signalRequest();
+  k.setSignal(SIGKILL);
+  k.send().wait(io->waitScope);
+  auto ks = killed.waitRequest().send().wait(io->waitScope).getStatus();
+  EXPECT_EQ(ks.getCode(), 137);
+  EXPECT_EQ(ks.getSignal(), SIGKILL);
+}
+
+TEST_F(AgentServiceTest, ATerminalWithResizeAndStdin) {
+  serve();
+  std::string out;
+  auto c = create("tty", "stty size; read line; stty size; echo got=$line", out, true, true);
+  c.startRequest().send().wait(io->waitScope);
+  auto init = c.initRequest().send().getProcess();
+  while (out.find("10 20") == std::string::npos) io->waitScope.poll(), ::usleep(10000);
+  auto rs = init.resizeTerminalRequest();
+  rs.initSize().setRows(30);
+  rs.getSize().setCols(40);
+  rs.send().wait(io->waitScope);
+  auto in = init.stdinRequest().send().getStream();
+  auto w = in.writeRequest();
+  w.setBytes(kj::StringPtr("typed\n").asBytes());
+  w.send().wait(io->waitScope);
+  EXPECT_EQ(init.waitRequest().send().wait(io->waitScope).getStatus().getCode(), 0);
+  EXPECT_NE(out.find("30 40"), std::string::npos) << out;
+  EXPECT_NE(out.find("got=typed"), std::string::npos) << out;
+}
+
+TEST_F(AgentServiceTest, StdinThroughAPipeEndsWithEnd) {
+  serve();
+  std::string out;
+  auto c = create("cat", "cat", out, true);
+  c.startRequest().send().wait(io->waitScope);
+  auto in = c.initRequest().send().getProcess().stdinRequest().send().getStream();
+  auto w = in.writeRequest();
+  w.setBytes(kj::StringPtr("abc").asBytes());
+  w.send().wait(io->waitScope);
+  in.endRequest().send().wait(io->waitScope);
+  EXPECT_EQ(c.waitRequest().send().wait(io->waitScope).getStatus().getCode(), 0);
+  EXPECT_EQ(out, "abc");
+}
+
+TEST_F(AgentServiceTest, BadRequestsComeBackAsOneLine) {
+  serve();
+  auto req = sb().createContainerRequest();
+  req.setId("bad");
+  fill(req.initSpec(), "true");
+  req.getSpec().getProcess().setCwd("tmp");
+  EXPECT_EQ(error_of(req.send().ignoreResult()), "process.cwd: must be absolute, not \"tmp\"");
+
+  auto bad_root = sb().createContainerRequest();
+  bad_root.setId("bad2");
+  fill(bad_root.initSpec(), "true");
+  bad_root.getSpec().getRoot().setPath(dir + "/missing");
+  EXPECT_EQ(error_of(bad_root.send().ignoreResult()), "bind the root " + dir + "/missing: No such file or directory");
+
+  auto bad_id = sb().createContainerRequest();
+  bad_id.setId("../x");
+  fill(bad_id.initSpec(), "true");
+  EXPECT_EQ(error_of(bad_id.send().ignoreResult()), "container id \"../x\": use 1 to 128 of [A-Za-z0-9._-]");
+
+  std::string out;
+  auto c = create("nosuch", "true", out);
+  auto nosuch = c.execRequest();  // not running yet
+  nosuch.setExecId("x");
+  nosuch.initProcess().initArgs(1).set(0, "true");
+  EXPECT_EQ(error_of(nosuch.send().ignoreResult()), "container nosuch is not running");
+  auto dup = sb().createContainerRequest();
+  dup.setId("nosuch");
+  fill(dup.initSpec(), "true");
+  EXPECT_EQ(error_of(dup.send().ignoreResult()), "container nosuch exists");
+  EXPECT_EQ(error_of(c.pauseRequest().send().ignoreResult()), "container nosuch is not running");
+  EXPECT_EQ(error_of(sb().powerOffRequest().send().ignoreResult()), "powerOff: the agent is not PID 1 here");
+  auto st = sb().setupRequest();
+  st.initConfig().initStorages(1)[0].setDriver("nfs");
+  st.getConfig().getStorages()[0].setMountPoint("/mnt");
+  EXPECT_EQ(error_of(st.send().ignoreResult()), "storage /mnt: unknown driver \"nfs\" (virtiofs or blk)");
+  c.removeRequest().send().wait(io->waitScope);
+  EXPECT_EQ(error_of(sb().containerRequest().send().ignoreResult()), "no container ");
+}
+
+TEST_F(AgentServiceTest, PauseResumeStatsAndPsThroughTheCgroup) {
+  const std::string mount = cgroup2_mount();
+  if (mount.empty() || ::access((mount + "/cgroup.procs").c_str(), W_OK) != 0) GTEST_SKIP() << "no writable cgroup2 mount here";
+  const std::string parent = mount + "/skiff-agent-test-" + std::to_string(::getpid());
+  fs::create_directory(parent);
+  AgentOptions o;
+  o.cgroup_parent = parent;
+  serve(o);
+  std::string out;
+  auto c = create("cg", "echo ready; while true; do sleep 0.05; done", out);
+  const uint32_t pid = c.startRequest().send().wait(io->waitScope).getPid();
+  while (out.find("ready") == std::string::npos) io->waitScope.poll(), ::usleep(10000);
+  auto ps = c.psRequest().send().wait(io->waitScope).getPids();
+  bool has_init = false;
+  for (auto p : ps) has_init = has_init || p == pid;
+  EXPECT_TRUE(has_init);
+  c.pauseRequest().send().wait(io->waitScope);
+  EXPECT_EQ(c.stateRequest().send().wait(io->waitScope).getStatus(), api::ContainerStatus::PAUSED);
+  c.resumeRequest().send().wait(io->waitScope);
+  EXPECT_EQ(c.stateRequest().send().wait(io->waitScope).getStatus(), api::ContainerStatus::RUNNING);
+  EXPECT_GT(c.statsRequest().send().wait(io->waitScope).getStats().getCpuUsageUsec(), 0u);
+  c.removeRequest().send().wait(io->waitScope);
+  EXPECT_FALSE(fs::exists(parent + "/cg"));
+  fs::remove(parent);
+}
+
+}  // namespace
+}  // namespace skiff::agent
