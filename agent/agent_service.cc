@@ -208,20 +208,16 @@ PreparedStdio prepare_stdio(kj::LowLevelAsyncIoProvider& io, bool terminal, api:
     s.child_in = kj::mv(r);
     s.stdin_writer = io.wrapOutputFd(w.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
   }
-  if (stdio.hasStdout()) {
+  // Output: the child writes one end, the other is pumped to the host.
+  auto output = [&](api::ByteStream::Client to, int& child_fd, Fd& child_end) {
     Fd r, w;
     make_pipe(r, w);
-    s.options.stdout_fd = w.get();
-    s.child_out = kj::mv(w);
-    s.pumps.add(pump(io.wrapInputFd(r.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP), stdio.getStdout()));
-  }
-  if (stdio.hasStderr()) {
-    Fd r, w;
-    make_pipe(r, w);
-    s.options.stderr_fd = w.get();
-    s.child_err = kj::mv(w);
-    s.pumps.add(pump(io.wrapInputFd(r.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP), stdio.getStderr()));
-  }
+    child_fd = w.get();
+    child_end = kj::mv(w);
+    s.pumps.add(pump(io.wrapInputFd(r.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP), kj::mv(to)));
+  };
+  if (stdio.hasStdout()) output(stdio.getStdout(), s.options.stdout_fd, s.child_out);
+  if (stdio.hasStderr()) output(stdio.getStderr(), s.options.stderr_fd, s.child_err);
   return s;
 }
 

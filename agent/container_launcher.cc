@@ -205,18 +205,29 @@ struct Passwd {
   bool found = false;
 };
 
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string part; std::getline(ss, part, sep);) out.push_back(part);
+  return out;
+}
+
+// The colon-separated lines of one of the container's /etc files.
+std::vector<std::vector<std::string>> etc_entries(const char* path, size_t min_fields) {
+  std::vector<std::vector<std::string>> out;
+  std::ifstream f(path);
+  for (std::string line; std::getline(f, line);) {
+    auto fields = split(line, ':');
+    if (fields.size() >= min_fields) out.push_back(std::move(fields));
+  }
+  return out;
+}
+
 // /etc/passwd of the container (not NSS: the agent is static and the names
 // are the image's).
 Passwd look_up_user(const std::string& name, uid_t uid) {
   Passwd out;
-  std::ifstream f("/etc/passwd");
-  std::string line;
-  while (std::getline(f, line)) {
-    std::vector<std::string> fields;
-    std::stringstream ss(line);
-    std::string field;
-    while (std::getline(ss, field, ':')) fields.push_back(field);
-    if (fields.size() < 6) continue;
+  for (const auto& fields : etc_entries("/etc/passwd", 6)) {
     const bool match = name.empty() ? fields[2] == std::to_string(uid) : fields[0] == name;
     if (!match) continue;
     out.uid = static_cast<uid_t>(std::strtoul(fields[2].c_str(), nullptr, 10));
@@ -230,17 +241,8 @@ Passwd look_up_user(const std::string& name, uid_t uid) {
 
 std::vector<gid_t> groups_of(const std::string& name) {
   std::vector<gid_t> out;
-  std::ifstream f("/etc/group");
-  std::string line;
-  while (std::getline(f, line)) {
-    std::vector<std::string> fields;
-    std::stringstream ss(line);
-    std::string field;
-    while (std::getline(ss, field, ':')) fields.push_back(field);
-    if (fields.size() < 4) continue;
-    std::stringstream members(fields[3]);
-    std::string m;
-    while (std::getline(members, m, ','))
+  for (const auto& fields : etc_entries("/etc/group", 4)) {
+    for (const auto& m : split(fields[3], ','))
       if (m == name) out.push_back(static_cast<gid_t>(std::strtoul(fields[2].c_str(), nullptr, 10)));
   }
   return out;

@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "tests/agent/agent_test_support.h"
+
 namespace skiff::agent {
 namespace {
 
@@ -32,13 +34,7 @@ class Collector final : public api::ByteStream::Server {
   std::string& into_;
 };
 
-std::string cgroup2_mount() {
-  std::ifstream f("/proc/self/mounts");
-  std::string dev, dir, type, rest;
-  while (f >> dev >> dir >> type && std::getline(f, rest))
-    if (type == "cgroup2") return dir;
-  return "";
-}
+using testing::cgroup2_mount;
 
 class AgentServiceTest : public ::testing::Test {
  protected:
@@ -46,17 +42,14 @@ class AgentServiceTest : public ::testing::Test {
 
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "container set-up needs root (as runc's tests do)";
-    char tmpl[] = "/tmp/skiff-agent-XXXXXX";
-    dir = ::mkdtemp(tmpl);
-    root = dir + "/rootfs";
-    for (const char* d : {"bin", "etc", "proc", "dev", "tmp"}) fs::create_directories(root + "/" + d);
-    fs::copy_file("/bin/busybox", root + "/bin/busybox");
-    for (const char* t : {"sh", "cat", "echo", "sleep", "stty", "hostname", "true"}) fs::create_symlink("busybox", root + "/bin/" + t);
-    std::ofstream(root + "/etc/passwd") << "root:x:0:0:root:/root:/bin/sh\n";
+    rootfs = std::make_unique<testing::BusyboxRootfs>();
+    root = rootfs->root();
+    dir = rootfs->host("");
+    dir.pop_back();  // the temp dir itself
   }
   void TearDown() override {
     rig.reset();
-    if (!dir.empty()) fs::remove_all(dir);
+    rootfs.reset();
   }
 
   // Serves the agent on a Unix socket and connects to it.
@@ -129,6 +122,7 @@ class AgentServiceTest : public ::testing::Test {
     kj::Own<capnp::TwoPartyClient> client;
     api::Sandbox::Client sandbox = nullptr;
   };
+  std::unique_ptr<testing::BusyboxRootfs> rootfs;
   std::string dir, root;
   std::unique_ptr<Rig> rig;
   kj::AsyncIoContext* io = nullptr;

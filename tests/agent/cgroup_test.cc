@@ -14,6 +14,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "tests/agent/agent_test_support.h"
+
 
 namespace skiff::agent {
 namespace {
@@ -103,14 +105,7 @@ TEST_F(FakeCgroupfs, CreateEnablesControllersOrSaysWhichIsMissing) {
   EXPECT_THROW(Cgroup::create(dir, "a/../b", none), CgroupError);
 }
 
-// The host's cgroup2 mount, if any (unified, or the hybrid's "unified").
-std::string cgroup2_mount() {
-  std::ifstream f("/proc/self/mounts");
-  std::string dev, dir, type, rest;
-  while (f >> dev >> dir >> type && std::getline(f, rest))
-    if (type == "cgroup2") return dir;
-  return "";
-}
+using testing::cgroup2_mount;
 
 TEST(RealCgroup, PauseResumeProcsStatsKillAndRemove) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";

@@ -15,36 +15,14 @@
 #include <functional>
 #include <string>
 
+#include "tests/agent/agent_test_support.h"
+
 namespace skiff::agent {
 namespace {
 
 namespace fs = std::filesystem;
 
-class Rootfs {
- public:
-  Rootfs() {
-    char tmpl[] = "/tmp/skiff-rootfs-XXXXXX";
-    dir_ = ::mkdtemp(tmpl);
-    root_ = dir_ + "/rootfs";
-    for (const char* d : {"bin", "etc", "proc", "dev", "tmp", "home/app", "data", "sys"}) fs::create_directories(root_ + "/" + d);
-    fs::copy_file("/bin/busybox", root_ + "/bin/busybox");
-    for (const char* tool : {"sh", "cat", "echo", "id", "hostname", "grep", "ls", "mkdir", "touch", "stty", "sleep", "mount", "head", "tr"})
-      fs::create_symlink("busybox", root_ + "/bin/" + tool);
-    std::ofstream(root_ + "/etc/passwd") << "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
-    std::ofstream(root_ + "/etc/group") << "root:x:0:\nstaff:x:50:app,other\napp:x:1000:\n";
-    fs::create_directories(dir_ + "/host-data");
-    std::ofstream(dir_ + "/host-data/file") << "from the host\n";
-  }
-  ~Rootfs() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  const std::string& root() const { return root_; }
-  std::string host(const std::string& rel) const { return dir_ + "/" + rel; }
-
- private:
-  std::string dir_, root_;
-};
+using Rootfs = testing::BusyboxRootfs;
 
 using Edit = std::function<void(api::Spec::Builder)>;
 

@@ -1,0 +1,53 @@
+#pragma once
+// What the agent's host-run tests share: a busybox-static rootfs in a temp
+// dir, and the host's cgroup2 mount.
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace skiff::agent::testing {
+
+class BusyboxRootfs {
+ public:
+  BusyboxRootfs() {
+    namespace fs = std::filesystem;
+    char tmpl[] = "/tmp/skiff-rootfs-XXXXXX";
+    dir_ = ::mkdtemp(tmpl);
+    root_ = dir_ + "/rootfs";
+    for (const char* d : {"bin", "etc", "proc", "dev", "tmp", "home/app", "data", "sys"}) fs::create_directories(root_ + "/" + d);
+    fs::copy_file("/bin/busybox", root_ + "/bin/busybox");
+    for (const char* tool : {"sh", "cat", "echo", "id", "hostname", "grep", "ls", "mkdir", "touch", "stty", "sleep", "mount", "head",
+                             "tr", "true"})
+      fs::create_symlink("busybox", root_ + "/bin/" + tool);
+    std::ofstream(root_ + "/etc/passwd") << "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n";
+    std::ofstream(root_ + "/etc/group") << "root:x:0:\nstaff:x:50:app,other\napp:x:1000:\n";
+    fs::create_directories(dir_ + "/host-data");
+    std::ofstream(dir_ + "/host-data/file") << "from the host\n";
+  }
+  ~BusyboxRootfs() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  BusyboxRootfs(const BusyboxRootfs&) = delete;
+  BusyboxRootfs& operator=(const BusyboxRootfs&) = delete;
+
+  const std::string& root() const { return root_; }
+  // A path beside the rootfs, outside the container.
+  std::string host(const std::string& rel) const { return dir_ + "/" + rel; }
+
+ private:
+  std::string dir_, root_;
+};
+
+// The host's cgroup2 mount (unified, or the hybrid's "unified"), or "".
+inline std::string cgroup2_mount() {
+  std::ifstream f("/proc/self/mounts");
+  std::string dev, dir, type, rest;
+  while (f >> dev >> dir >> type && std::getline(f, rest))
+    if (type == "cgroup2") return dir;
+  return "";
+}
+
+}  // namespace skiff::agent::testing
