@@ -44,6 +44,14 @@ std::vector<std::string> texts(capnp::List<capnp::Text>::Reader l) {
   return out;
 }
 
+// The value a name table gives `name`, if it has it.
+template <typename Table>
+auto named(const Table& table, std::string_view name) -> std::optional<typename Table::value_type::second_type> {
+  for (const auto& [n, v] : table)
+    if (n == name) return v;
+  return std::nullopt;
+}
+
 std::string at(const std::string& where, size_t i) { return where + "[" + std::to_string(i) + "]"; }
 
 bool absolute(const std::string& p) { return !p.empty() && p[0] == '/'; }
@@ -107,12 +115,12 @@ std::vector<ResourceLimit> resource_limits(const std::string& where, capnp::List
   std::set<int> seen;
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string name = text(list[i].getType());
-    const auto it = std::find_if(kRlimits.begin(), kRlimits.end(), [&](const auto& e) { return e.first == name; });
-    if (it == kRlimits.end()) fail(at(where, i) + ".type", "unknown rlimit " + quoted(name));
-    if (!seen.insert(it->second).second) fail(at(where, i) + ".type", quoted(name) + " is given twice");
+    const auto resource = named(kRlimits, name);
+    if (!resource) fail(at(where, i) + ".type", "unknown rlimit " + quoted(name));
+    if (!seen.insert(*resource).second) fail(at(where, i) + ".type", quoted(name) + " is given twice");
     const uint64_t soft = list[i].getSoft(), hard = list[i].getHard();
     if (soft > hard) fail(at(where, i), "soft limit " + std::to_string(soft) + " is above the hard limit " + std::to_string(hard));
-    out.push_back({it->second, soft, hard});
+    out.push_back({*resource, soft, hard});
   }
   return out;
 }
@@ -152,11 +160,7 @@ constexpr std::array<std::pair<std::string_view, unsigned long>, 8> kPropagation
     {"runbindable", MS_UNBINDABLE | MS_REC},
 }};
 
-std::optional<unsigned long> propagation(std::string_view name) {
-  for (const auto& [n, f] : kPropagation)
-    if (n == name) return f;
-  return std::nullopt;
-}
+std::optional<unsigned long> propagation(std::string_view name) { return named(kPropagation, name); }
 
 // ---- namespaces ----
 
@@ -175,12 +179,12 @@ std::vector<NamespaceSpec> namespaces(const std::string& where, capnp::List<api:
     const std::string type = text(list[i].getType()), path = text(list[i].getPath());
     if (type == "user" || type == "time")
       fail(at(where, i) + ".type", quoted(type) + " namespaces are not supported: the sandbox VM is the isolation boundary");
-    const auto it = std::find_if(kNamespaces.begin(), kNamespaces.end(), [&](const auto& e) { return e.first == type; });
-    if (it == kNamespaces.end()) fail(at(where, i) + ".type", "unknown namespace type " + quoted(type));
-    if (std::any_of(out.begin(), out.end(), [&](const NamespaceSpec& n) { return n.clone_flag == it->second; }))
+    const auto flag = named(kNamespaces, type);
+    if (!flag) fail(at(where, i) + ".type", "unknown namespace type " + quoted(type));
+    if (std::any_of(out.begin(), out.end(), [&](const NamespaceSpec& n) { return n.clone_flag == *flag; }))
       fail(at(where, i) + ".type", quoted(type) + " is given twice");
     if (!path.empty() && !absolute(path)) fail(at(where, i) + ".path", "must be absolute, not " + quoted(path));
-    out.push_back({it->second, path});
+    out.push_back({*flag, path});
   }
   return out;
 }
@@ -285,10 +289,10 @@ SeccompSpec seccomp_spec(const std::string& where, api::Seccomp::Reader s, std::
     if (args.size() > 6) fail(w + ".args", "a syscall has at most 6 arguments");
     for (size_t j = 0; j < args.size(); ++j) {
       const std::string op = text(args[j].getOp());
-      const auto it = std::find_if(kSeccompOps.begin(), kSeccompOps.end(), [&](const auto& e) { return e.first == op; });
-      if (it == kSeccompOps.end()) fail(at(w + ".args", j) + ".op", "unknown operator " + quoted(op));
+      const auto cmp = named(kSeccompOps, op);
+      if (!cmp) fail(at(w + ".args", j) + ".op", "unknown operator " + quoted(op));
       if (args[j].getIndex() > 5) fail(at(w + ".args", j) + ".index", "must be 0 to 5");
-      rule.args.push_back({args[j].getIndex(), it->second, args[j].getValue(), args[j].getValueTwo()});
+      rule.args.push_back({args[j].getIndex(), *cmp, args[j].getValue(), args[j].getValueTwo()});
     }
     out.rules.push_back(std::move(rule));
   }
