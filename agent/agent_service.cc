@@ -487,7 +487,7 @@ class SandboxImpl final : public api::Sandbox::Server {
     d.setMemoryBytes(static_cast<uint64_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)));
     std::ifstream block("/sys/devices/system/memory/block_size_bytes");
     std::string hex;
-    if (block >> hex) d.setMemoryBlockSizeBytes(std::stoull(hex, nullptr, 16));
+    if (block >> hex) d.setMemoryBlockSizeBytes(std::strtoull(hex.c_str(), nullptr, 16));
     d.setAgentVersion(options_.version);
     return kj::READY_NOW;
   }

@@ -133,6 +133,10 @@ TEST_F(AgentServiceTest, EchoWithCreateStartWaitPipelined) {
   auto v = sb().versionRequest().send().wait(io->waitScope);
   EXPECT_EQ(v.getApiVersion(), api::API_VERSION);
   EXPECT_TRUE(sb().healthRequest().send().wait(io->waitScope).getServing());
+  auto details = sb().guestDetailsRequest().send().wait(io->waitScope).getDetails();
+  EXPECT_GE(details.getCpus(), 1u);
+  EXPECT_GT(details.getMemoryBytes(), 0u);
+  EXPECT_FALSE(details.getKernelRelease().size() == 0);
   std::string out;
   auto c = create("echo", "echo hello from $$", out);
   // start and wait go out before create's answer is back: one round trip.
