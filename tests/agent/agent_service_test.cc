@@ -133,7 +133,8 @@ TEST_F(AgentServiceTest, EchoWithCreateStartWaitPipelined) {
   auto v = sb().versionRequest().send().wait(io->waitScope);
   EXPECT_EQ(v.getApiVersion(), api::API_VERSION);
   EXPECT_TRUE(sb().healthRequest().send().wait(io->waitScope).getServing());
-  auto details = sb().guestDetailsRequest().send().wait(io->waitScope).getDetails();
+  auto details_response = sb().guestDetailsRequest().send().wait(io->waitScope);  // the reader below points into it
+  auto details = details_response.getDetails();
   EXPECT_GE(details.getCpus(), 1u);
   EXPECT_GT(details.getMemoryBytes(), 0u);
   EXPECT_FALSE(details.getKernelRelease().size() == 0);
@@ -143,7 +144,8 @@ TEST_F(AgentServiceTest, EchoWithCreateStartWaitPipelined) {
   auto started = c.startRequest().send();
   auto waited = c.waitRequest().send();
   EXPECT_GT(started.wait(io->waitScope).getPid(), 0u);
-  auto st = waited.wait(io->waitScope).getStatus();
+  auto st_response = waited.wait(io->waitScope);  // the reader below points into it
+  auto st = st_response.getStatus();
   EXPECT_EQ(st.getCode(), 0);
   EXPECT_EQ(out, "hello from 1\n");
   auto state = c.stateRequest().send().wait(io->waitScope);
@@ -184,12 +186,14 @@ TEST_F(AgentServiceTest, ALongRunningContainerWithExecAndSignals) {
   EXPECT_EQ(exec_out.find("exec-pid=1\n"), std::string::npos) << exec_out;
   EXPECT_NE(exec_out.find("sh"), std::string::npos) << exec_out;
 
-  auto ps = c.psRequest().send().wait(io->waitScope).getPids();
+  auto ps_response = c.psRequest().send().wait(io->waitScope);  // the reader below points into it
+  auto ps = ps_response.getPids();
   EXPECT_GE(ps.size(), 1u);
   auto sig = c.signalRequest();
   sig.setSignal(SIGTERM);
   sig.send().wait(io->waitScope);
-  auto st = c.waitRequest().send().wait(io->waitScope).getStatus();
+  auto st_response = c.waitRequest().send().wait(io->waitScope);  // the reader below points into it
+  auto st = st_response.getStatus();
   EXPECT_EQ(st.getCode(), 0) << out;
   EXPECT_NE(out.find("got-term"), std::string::npos) << out;
 
@@ -199,7 +203,8 @@ TEST_F(AgentServiceTest, ALongRunningContainerWithExecAndSignals) {
   auto k = killed.signalRequest();
   k.setSignal(SIGKILL);
   k.send().wait(io->waitScope);
-  auto ks = killed.waitRequest().send().wait(io->waitScope).getStatus();
+  auto ks_response = killed.waitRequest().send().wait(io->waitScope);  // the reader below points into it
+  auto ks = ks_response.getStatus();
   EXPECT_EQ(ks.getCode(), 137);
   EXPECT_EQ(ks.getSignal(), SIGKILL);
 }
@@ -289,7 +294,8 @@ TEST_F(AgentServiceTest, PauseResumeStatsAndPsThroughTheCgroup) {
   auto c = create("cg", "echo ready; while true; do sleep 0.05; done", out);
   const uint32_t pid = c.startRequest().send().wait(io->waitScope).getPid();
   while (out.find("ready") == std::string::npos) io->waitScope.poll(), ::usleep(10000);
-  auto ps = c.psRequest().send().wait(io->waitScope).getPids();
+  auto ps_response = c.psRequest().send().wait(io->waitScope);  // the reader below points into it
+  auto ps = ps_response.getPids();
   bool has_init = false;
   for (auto p : ps) has_init = has_init || p == pid;
   EXPECT_TRUE(has_init);
