@@ -192,8 +192,9 @@ struct PreparedStdio {
   kj::Vector<kj::Promise<void>> pumps;
 };
 
-PreparedStdio prepare_stdio(kj::LowLevelAsyncIoProvider& io, bool terminal, api::Stdio::Reader stdio) {
+PreparedStdio prepare_stdio(kj::LowLevelAsyncIoProvider& io, bool terminal, api::Stdio::Reader stdio, LaunchOptions base) {
   PreparedStdio s;
+  s.options = kj::mv(base);
   if (terminal) return s;  // the launcher makes the pty; see attach_terminal
   auto make_pipe = [](Fd& read_end, Fd& write_end) {
     int fds[2];
@@ -223,10 +224,7 @@ PreparedStdio prepare_stdio(kj::LowLevelAsyncIoProvider& io, bool terminal, api:
 
 std::shared_ptr<ProcessState> launch(kj::LowLevelAsyncIoProvider& io, const ContainerConfig& config, LaunchOptions base,
                                      api::Stdio::Reader stdio, std::string exec_id) {
-  PreparedStdio s = prepare_stdio(io, config.process.terminal, stdio);
-  s.options.cgroup_dir = base.cgroup_dir;
-  s.options.no_pivot = base.no_pivot;
-  s.options.exec_in = base.exec_in;
+  PreparedStdio s = prepare_stdio(io, config.process.terminal, stdio, kj::mv(base));
   auto p = std::make_shared<ProcessState>();
   p->exec_id = kj::mv(exec_id);
   try {

@@ -69,23 +69,11 @@ class AgentServiceTest : public ::testing::Test {
   api::Sandbox::Client& sb() { return rig->sandbox; }
 
   void fill(api::Spec::Builder s, const std::string& script, bool terminal = false) {
-    auto p = s.initProcess();
-    auto a = p.initArgs(3);
-    a.set(0, "sh");
-    a.set(1, "-c");
-    a.set(2, script);
-    p.setCwd("/");
+    testing::shell_spec(s, root, script, {"mount", "pid"});
+    auto p = s.getProcess();
     p.setTerminal(terminal);
     p.getConsoleSize().setRows(10);
     p.getConsoleSize().setCols(20);
-    s.getRoot().setPath(root);
-    auto m = s.initMounts(1)[0];
-    m.setDestination("/proc");
-    m.setType("proc");
-    m.setSource("proc");
-    auto ns = s.initLinux().initNamespaces(2);
-    ns[0].setType("mount");
-    ns[1].setType("pid");
   }
 
   api::Container::Client create(const std::string& id, const std::string& script, std::string& out, bool stdin = false,

@@ -5,7 +5,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <string>
+
+#include "api/agent.capnp.h"
 
 namespace skiff::agent::testing {
 
@@ -40,6 +43,25 @@ class BusyboxRootfs {
  private:
   std::string dir_, root_;
 };
+
+// The smallest spec the tests run: `sh -c script` at /, on `root`, with /proc
+// mounted and new namespaces of the given types.
+inline void shell_spec(api::Spec::Builder s, const std::string& root, const std::string& script,
+                       std::initializer_list<const char*> namespaces) {
+  auto args = s.initProcess().initArgs(3);
+  args.set(0, "sh");
+  args.set(1, "-c");
+  args.set(2, script);
+  s.getProcess().setCwd("/");
+  s.getRoot().setPath(root);
+  auto m = s.initMounts(1)[0];
+  m.setDestination("/proc");
+  m.setType("proc");
+  m.setSource("proc");
+  auto ns = s.initLinux().initNamespaces(static_cast<unsigned>(namespaces.size()));
+  unsigned i = 0;
+  for (const char* type : namespaces) ns[i++].setType(type);
+}
 
 // The host's cgroup2 mount (unified, or the hybrid's "unified"), or "".
 inline std::string cgroup2_mount() {

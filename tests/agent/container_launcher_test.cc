@@ -29,23 +29,8 @@ using Edit = std::function<void(api::Spec::Builder)>;
 ContainerConfig config_for(const Rootfs& r, const std::string& script, const Edit& edit = {}) {
   capnp::MallocMessageBuilder msg;
   auto s = msg.initRoot<api::Spec>();
-  auto p = s.initProcess();
-  auto args = p.initArgs(3);
-  args.set(0, "sh");
-  args.set(1, "-c");
-  args.set(2, script);
-  p.setCwd("/");
-  s.getRoot().setPath(r.root());
+  testing::shell_spec(s, r.root(), script, {"mount", "pid", "uts", "ipc"});
   s.setHostname("skiffbox");
-  auto m = s.initMounts(1);
-  m[0].setDestination("/proc");
-  m[0].setType("proc");
-  m[0].setSource("proc");
-  auto ns = s.initLinux().initNamespaces(4);
-  ns[0].setType("mount");
-  ns[1].setType("pid");
-  ns[2].setType("uts");
-  ns[3].setType("ipc");
   if (edit) edit(s);
   return container_config(s.asReader());
 }
