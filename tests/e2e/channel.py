@@ -81,6 +81,9 @@ def main():
         except TimeoutError:
             print("e2e: no answer from the outer VM within %d s" % (seconds + 30))
             return 124
+        except ConnectionError:
+            print("e2e: the outer VM went down during the case")
+            return 125
     if verb == "poweroff":
         sock = connect(path, time.monotonic() + 5)
         sock.sendall(b"POWEROFF 0 none 0\n")
