@@ -8,6 +8,7 @@
 #include <kj/async-unix.h>
 #include <kj/async-io.h>
 
+#include <functional>
 #include <string>
 
 #include "api/agent.capnp.h"
@@ -21,6 +22,10 @@ struct AgentOptions {
   // The agent's root is an initramfs (PID 1 in the guest).
   bool no_pivot = false;
   std::string version = "0.1.0";
+  // Sandbox.powerOff: what the agent does once its containers are killed
+  // (agent_server.h ends the serving, then PID 1 powers off or reboots);
+  // unset: the call is refused (an agent that does not own its machine).
+  std::function<void(bool reboot)> power_off;
 };
 
 // `events` must come from a KJ loop set up after

@@ -1,6 +1,6 @@
 #pragma once
-// A port the guest writes when it reaches a boot milestone (skiff-init and
-// the agent write kUserspace first thing), so the host can time boot without
+// A port the guest writes when it reaches a boot milestone (the agent, the
+// guest's /init, writes kUserspace first thing), so the host can time boot without
 // parsing the console. Like Firecracker's boot-timer device.
 #include <cstdint>
 #include <functional>

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Builds Skiff's initramfs: skiff-init (static, PID 1) and Debian's
-# busybox-static for debugging, as a reproducible gzip'ed cpio.
-# Usage: build-initramfs.sh OUTPUT [INIT_BINARY]
-#   INIT_BINARY defaults to init/skiff_init.c compiled here with gcc -static.
+# Builds Skiff's initramfs: the guest agent (static, PID 1: agent/main.cc,
+# stripped here) and Debian's busybox-static for debugging and the test
+# modes, as a reproducible gzip'ed cpio.
+# Usage: build-initramfs.sh OUTPUT INIT_BINARY
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-out=${1:?usage: build-initramfs.sh OUTPUT [INIT_BINARY]}
-init=${2:-}
+out=${1:?usage: build-initramfs.sh OUTPUT INIT_BINARY}
+init_binary=${2:?usage: build-initramfs.sh OUTPUT INIT_BINARY}
 say() { echo "initramfs: $*"; }
 
 if [ ! -x /bin/busybox ] || ! busybox --list >/dev/null 2>&1; then
@@ -15,10 +15,8 @@ if [ ! -x /bin/busybox ] || ! busybox --list >/dev/null 2>&1; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-if [ -z "$init" ]; then
-  gcc -static -Os -Wall -Wextra -Werror -o "$work/init" "$here/init/skiff_init.c"
-  init="$work/init"
-fi
+init="$work/init"
+strip -o "$init" "$init_binary"
 
 {
   for d in /bin /dev /etc /proc /run /sbin /sys /tmp /usr /usr/bin /usr/sbin; do echo "dir $d 0755"; done

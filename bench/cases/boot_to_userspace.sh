@@ -3,7 +3,7 @@
 # microvm booting the same kernel and initramfs on the same KVM. Runs where
 # the full-system tier runs (hardware KVM, or the nested outer VM).
 runs=${RUNS:-5}
-text="skiff-init: userspace reached"
+text="skiff-agent: userspace reached"
 cmdline="console=ttyS0 quiet"
 
 median() { tr ' ' '\n' | grep -E '^[0-9.]+$' | sort -n | awk '{v[NR]=$1} END {if (NR) print v[int((NR+1)/2)]; else print "n/a"}'; }

@@ -19,22 +19,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// What a process wrote, as the host receives it.
-class Collector final : public api::ByteStream::Server {
- public:
-  explicit Collector(std::string& into) : into_(into) {}
-  kj::Promise<void> write(WriteContext ctx) override {
-    auto b = ctx.getParams().getBytes();
-    into_.append(reinterpret_cast<const char*>(b.begin()), b.size());
-    return kj::READY_NOW;
-  }
-  kj::Promise<void> end(EndContext) override { return kj::READY_NOW; }
-
- private:
-  std::string& into_;
-};
-
 using testing::cgroup2_mount;
+using testing::Collector;
 
 class AgentServiceTest : public ::testing::Test {
  protected:
@@ -261,7 +247,7 @@ TEST_F(AgentServiceTest, BadRequestsComeBackAsOneLine) {
   fill(dup.initSpec(), "true");
   EXPECT_EQ(error_of(dup.send().ignoreResult()), "container nosuch exists");
   EXPECT_EQ(error_of(c.pauseRequest().send().ignoreResult()), "container nosuch is not running");
-  EXPECT_EQ(error_of(sb().powerOffRequest().send().ignoreResult()), "powerOff: the agent is not PID 1 here");
+  EXPECT_EQ(error_of(sb().powerOffRequest().send().ignoreResult()), "powerOff: this agent does not own its machine");
   auto st = sb().setupRequest();
   st.initConfig().initStorages(1)[0].setDriver("nfs");
   st.getConfig().getStorages()[0].setMountPoint("/mnt");

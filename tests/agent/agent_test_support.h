@@ -63,6 +63,21 @@ inline void shell_spec(api::Spec::Builder s, const std::string& root, const std:
   for (const char* type : namespaces) ns[i++].setType(type);
 }
 
+// What a process wrote, as the host receives it.
+class Collector final : public api::ByteStream::Server {
+ public:
+  explicit Collector(std::string& into) : into_(into) {}
+  kj::Promise<void> write(WriteContext ctx) override {
+    auto b = ctx.getParams().getBytes();
+    into_.append(reinterpret_cast<const char*>(b.begin()), b.size());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> end(EndContext) override { return kj::READY_NOW; }
+
+ private:
+  std::string& into_;
+};
+
 // The host's cgroup2 mount (unified, or the hybrid's "unified"), or "".
 inline std::string cgroup2_mount() {
   std::ifstream f("/proc/self/mounts");

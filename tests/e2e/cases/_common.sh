@@ -42,3 +42,35 @@ report_userspace_ms() {
   ms=$(grep -o '"msg":"guest userspace reached","ms":[0-9.]*' "$WORK/log.jsonl" | sed 's/.*"ms"://')
   echo "guest userspace reached after ${ms:-?} ms (skiff boot $*)"
 }
+
+# The guest agent as PID 1 (skiff.action=agent) of a VM with a virtio-fs
+# share holding a busybox rootfs and a vsock device, driven by agent_probe
+# (tools/agent_probe.cc) over the vsock device's Unix socket: Sandbox.setup
+# (mounts the share), the steps given, then powerOff. Fails the case unless
+# every check passes, the VM ends with status 0 and the console has the
+# agent's JSON log lines.
+agent_case() {
+  BOOT_PIN=$(vm_pin)
+  [ -z "$BOOT_PIN" ] || echo "skiff boot runs under '$BOOT_PIN' (inside a VM: see vm_pin)"
+  share=$WORK/share
+  mkdir -p "$share/rootfs/bin" "$share/rootfs/proc" "$share/rootfs/tmp"
+  cp /bin/busybox "$share/rootfs/bin/busybox"  # static: busybox-static here and in the outer VM
+  for applet in sh echo cat ls grep hostname sleep stty true; do ln -s busybox "$share/rootfs/bin/$applet"; done
+  sock=$WORK/v.sock
+  ( boot --cmdline "console=ttyS0 quiet skiff.action=agent" --share "$share,tag=share" --vsock "3,socket=$sock"
+    echo "$STATUS" > "$WORK/status" ) &
+  boot_pid=$!
+  # The socket appears once skiff has set the VM up.
+  i=0
+  while [ ! -S "$sock" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+  probe_status=0
+  ${BOOT_PIN:-} agent_probe "$sock" 1024 setup "$@" poweroff > "$WORK/probe.txt" 2>&1 || probe_status=$?
+  cat "$WORK/probe.txt"
+  wait $boot_pid
+  STATUS=$(cat "$WORK/status")
+  [ "$probe_status" = 0 ] || fail "agent_probe exited with $probe_status"
+  expect_status 0
+  expect_console "skiff-agent: action=agent"
+  expect_console '"component":"agent","msg":"agent listening","vsock_port":"1024"'
+  expect_console '"msg":"powering off, as told"'
+}

@@ -3,5 +3,5 @@
 . "$(dirname "$0")/_common.sh"
 boot
 expect_status 0
-expect_console "skiff-init: userspace reached"
-expect_console "skiff-init: action=poweroff"
+expect_console "skiff-agent: userspace reached"
+expect_console "skiff-agent: action=poweroff"

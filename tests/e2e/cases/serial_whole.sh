@@ -4,7 +4,7 @@
 boot --kernel "$VMLINUX" --initrd "$INITRD" --cmdline "console=ttyS0"
 expect_status 0
 head -n 1 "$WORK/console.txt" | grep -q "Linux version 6.1" || fail "first console line is not the kernel banner"
-expect_console "skiff-init: action=poweroff"
+expect_console "skiff-agent: action=poweroff"
 expect_console "reboot: Power down"
 expect_log '"serial_tx_dropped":0'
 size=$(wc -c < "$WORK/console.txt")

@@ -28,6 +28,6 @@ while :; do
 done
 for vm in a b; do
   [ "$(cat "$WORK/$vm/status")" = 0 ] || { WORK="$WORK/$vm"; fail "VM $vm exited with $(cat "$WORK/status")"; }
-  grep -q "skiff-init: userspace reached" "$WORK/$vm/console.txt" || { WORK="$WORK/$vm"; fail "VM $vm did not reach userspace"; }
+  grep -q "skiff-agent: userspace reached" "$WORK/$vm/console.txt" || { WORK="$WORK/$vm"; fail "VM $vm did not reach userspace"; }
 done
 echo "both VMs reached userspace and powered off (try $try)"

@@ -3,7 +3,7 @@
 for n in 1 2 4; do
   boot --kernel "$VMLINUX" --initrd "$INITRD" --cmdline "console=ttyS0 quiet" --vcpus "$n" --memory 256
   expect_status 0
-  expect_console "skiff-init: cpus=$n "
+  expect_console "skiff-agent: cpus=$n "
   kib=$(sed -n 's/.*mem_total_kib=\([0-9]*\).*/\1/p' "$WORK/console.txt")
   # MemTotal is RAM less what the kernel keeps for itself: between 200 and 256 MiB.
   [ -n "$kib" ] && [ "$kib" -gt 204800 ] && [ "$kib" -le 262144 ] || fail "MemTotal $kib KiB for --memory 256"

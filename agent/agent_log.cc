@@ -1,0 +1,63 @@
+#include "agent/agent_log.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "skiff_version.h"
+
+namespace skiff::agent {
+namespace {
+std::string& sandbox_name() {
+  static std::string name;
+  return name;
+}
+}  // namespace
+
+std::string json_quote(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+void set_log_sandbox(std::string sandbox) { sandbox_name() = std::move(sandbox); }
+
+void log_line(std::string_view level, std::string_view message, std::initializer_list<LogField> fields) {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  char time_buf[32];
+  std::snprintf(time_buf, sizeof time_buf, "%lld.%06ld", static_cast<long long>(ts.tv_sec), ts.tv_nsec / 1000);
+  std::string line = "{\"time\":" + std::string(time_buf) + ",\"level\":" + json_quote(level) +
+                     ",\"component\":\"agent\",\"msg\":" + json_quote(message);
+  if (!sandbox_name().empty()) line += ",\"sandbox\":" + json_quote(sandbox_name());
+  for (const auto& [key, value] : fields) line += "," + json_quote(key) + ":" + json_quote(value);
+  line += ",\"version\":\"" SKIFF_VERSION "\",\"commit\":\"" SKIFF_COMMIT "\"}\n";
+  // One write per line: lines from the agent and its children don't interleave.
+  const char* p = line.data();
+  size_t left = line.size();
+  while (left > 0) {
+    ssize_t n = ::write(STDERR_FILENO, p, left);
+    if (n <= 0) break;
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+}
+
+}  // namespace skiff::agent

@@ -1,0 +1,285 @@
+// agent_probe: drives the guest agent over virtio-vsock, through the Unix
+// socket front end of Skiff's in-process vsock device ("CONNECT <port>"),
+// with real Cap'n Proto RPC, and checks what it answers. The e2e case
+// e2e.agent runs it against a booted guest whose /init is the agent.
+//
+//   agent_probe SOCKET PORT STEP...
+// Steps, in the order given, over one connection:
+//   setup         Sandbox.setup: hostname, the virtio-fs tag "share" on /run/share
+//   echo          a container echoes a line, exits 0
+//   exec_signal   a long-running container: exec into it, ps, SIGTERM ends it with its trap's status
+//   terminal      a terminal process: its window size, then again after resizeTerminal
+//   exit_status   a container's non-zero exit status
+//   bad_spec      a relative cwd and a missing rootfs are refused with their reasons, nothing left behind
+//   poweroff      Sandbox.powerOff
+// Prints one line per check; exits 1 at the first failed check.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+
+#include <chrono>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <thread>
+
+#include "api/agent.capnp.h"
+#include "tests/agent/agent_test_support.h"
+
+namespace {
+
+using skiff::agent::testing::Collector;
+using skiff::agent::testing::shell_spec;
+namespace api = skiff::api;
+
+const char* kRootfs = "/run/share/rootfs";
+
+[[noreturn]] void fail(const std::string& why) {
+  std::cout << "agent_probe: FAIL: " << why << std::endl;
+  std::exit(1);
+}
+
+void check(bool ok, const std::string& what, const std::string& detail = "") {
+  if (!ok) fail(what + (detail.empty() ? "" : " (" + detail + ")"));
+  std::cout << "agent_probe: ok: " << what << std::endl;
+}
+
+// The host end of a guest port: "CONNECT <port>" on the VMM's socket, "OK" back.
+// The agent may still be booting: refused connections are retried for 60 s.
+int connect_guest(const std::string& path, unsigned port) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  for (;;) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+      std::string line = "CONNECT " + std::to_string(port) + "\n";
+      if (::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size())) {
+        std::string reply;
+        char c;
+        while (reply.size() < 64 && ::read(fd, &c, 1) == 1 && c != '\n') reply += c;
+        if (reply.starts_with("OK ")) return fd;
+      }
+    }
+    ::close(fd);
+    if (std::chrono::steady_clock::now() > deadline) fail("no agent on guest port " + std::to_string(port) + " within 60 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
+class Probe {
+ public:
+  Probe(kj::AsyncIoContext& io, int fd)
+      : io_(io),
+        stream_(io.lowLevelProvider->wrapSocketFd(fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP)),
+        client_(*stream_),
+        sandbox_(client_.bootstrap().castAs<api::Sandbox>()) {}
+
+  void run(const std::string& step) {
+    if (step == "setup") return setup();
+    if (step == "echo") return echo();
+    if (step == "exec_signal") return exec_signal();
+    if (step == "terminal") return terminal();
+    if (step == "exit_status") return exit_status();
+    if (step == "bad_spec") return bad_spec();
+    if (step == "poweroff") return poweroff();
+    fail("unknown step '" + step + "'");
+  }
+
+ private:
+  kj::WaitScope& ws() { return io_.waitScope; }
+
+  std::string error_of(kj::Promise<void> p) {
+    try {
+      p.wait(ws());
+    } catch (const kj::Exception& e) {
+      std::string d = e.getDescription().cStr();
+      const std::string remote = "remote exception: ";
+      return d.starts_with(remote) ? d.substr(remote.size()) : d;
+    }
+    return "(no error)";
+  }
+
+  // Waits for `out` to contain `text` (output streams in as the process runs).
+  bool await_output(const std::string& out, const std::string& text, int seconds = 20) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (out.find(text) == std::string::npos) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      io_.provider->getTimer().afterDelay(20 * kj::MILLISECONDS).wait(ws());
+    }
+    return true;
+  }
+
+  api::Container::Client create(const std::string& id, const std::string& script, std::string& out,
+                                bool terminal = false, bool stdin = false) {
+    auto req = sandbox_.createContainerRequest();
+    req.setId(id);
+    shell_spec(req.initSpec(), kRootfs, script, {"mount", "pid", "ipc", "uts"});
+    auto p = req.getSpec().getProcess();
+    p.setTerminal(terminal);
+    p.getConsoleSize().setRows(24);
+    p.getConsoleSize().setCols(80);
+    auto env = p.initEnv(1);
+    env.set(0, "PATH=/bin");
+    auto stdio = req.initStdio();
+    stdio.setStdout(kj::heap<Collector>(out));
+    stdio.setStderr(kj::heap<Collector>(out));
+    stdio.setStdin(stdin);
+    return req.send().getContainer();
+  }
+
+  void setup() {
+    auto req = sandbox_.setupRequest();
+    auto c = req.initConfig();
+    c.setHostname("skiff-e2e");
+    auto st = c.initStorages(1)[0];
+    st.setDriver("virtiofs");
+    st.setSource("share");
+    st.setMountPoint("/run/share");
+    req.send().wait(ws());
+    auto v = sandbox_.versionRequest().send().wait(ws());
+    check(v.getApiVersion() > 0, std::string("setup, agent version ") + v.getAgentVersion().cStr());
+    auto d = sandbox_.guestDetailsRequest().send().wait(ws());
+    auto details = d.getDetails();
+    check(details.getCpus() >= 1 && details.getMemoryBytes() > 0,
+          "guest details: kernel " + std::string(details.getKernelRelease().cStr()) + ", " +
+              std::to_string(details.getCpus()) + " cpu(s), " + std::to_string(details.getMemoryBytes() >> 20) + " MiB");
+  }
+
+  void echo() {
+    std::string out;
+    const auto t0 = std::chrono::steady_clock::now();
+    auto c = create("echo", "echo hello from a container; hostname", out);
+    c.startRequest().send().wait(ws());
+    auto status = c.waitRequest().send().wait(ws()).getStatus();
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    await_output(out, "\n", 5);
+    check(status.getCode() == 0 && out.find("hello from a container") != std::string::npos,
+          "echo: exit 0, its output came back", "exit " + std::to_string(status.getCode()) + ", output '" + out + "'");
+    std::cout << "agent_probe: echo: create, start, exit in " << ms << " ms" << std::endl;
+    c.removeRequest().send().wait(ws());
+  }
+
+  void exec_signal() {
+    std::string out;
+    auto c = create("sleeper", "trap 'echo got TERM; exit 7' TERM; echo ready; while :; do sleep 0.1; done", out);
+    auto started = c.startRequest().send().wait(ws());
+    check(await_output(out, "ready"), "long-running container started, pid " + std::to_string(started.getPid()));
+
+    std::string exec_out;
+    auto req = c.execRequest();
+    req.setExecId("look");
+    auto p = req.initProcess();
+    auto args = p.initArgs(3);
+    args.set(0, "sh");
+    args.set(1, "-c");
+    args.set(2, "echo exec in $(cat /proc/1/comm); ls /proc | grep -c '^[0-9]'");
+    p.setCwd("/");
+    p.initEnv(1).set(0, "PATH=/bin");
+    req.initStdio().setStdout(kj::heap<Collector>(exec_out));
+    auto proc = req.send().getProcess();
+    auto exec_status = proc.waitRequest().send().wait(ws()).getStatus();
+    await_output(exec_out, "\n", 5);
+    check(exec_status.getCode() == 0 && exec_out.find("exec in sh") != std::string::npos,
+          "exec joined the container's pid namespace", "exit " + std::to_string(exec_status.getCode()) + ", output '" + exec_out + "'");
+
+    auto ps = c.psRequest().send().wait(ws()).getPids();
+    check(ps.size() >= 1, "ps lists " + std::to_string(ps.size()) + " process(es)");
+
+    auto sig = c.signalRequest();
+    sig.setSignal(15);
+    sig.send().wait(ws());
+    auto status = c.waitRequest().send().wait(ws()).getStatus();
+    await_output(out, "got TERM", 5);
+    check(status.getCode() == 7 && out.find("got TERM") != std::string::npos, "SIGTERM ran the trap, exit 7",
+          "exit " + std::to_string(status.getCode()) + ", output '" + out + "'");
+    c.removeRequest().send().wait(ws());
+  }
+
+  void terminal() {
+    std::string out;
+    auto c = create("tty", "stty size; read line; stty size", out, true, true);
+    auto init = c.initRequest().send().getProcess();
+    c.startRequest().send().wait(ws());
+    check(await_output(out, "24 80"), "terminal process sees 24x80", "output '" + out + "'");
+    auto resize = init.resizeTerminalRequest();
+    resize.getSize().setRows(50);
+    resize.getSize().setCols(132);
+    resize.send().wait(ws());
+    auto in = init.stdinRequest().send().wait(ws()).getStream();
+    auto w = in.writeRequest();
+    const char line[] = "go\n";
+    w.setBytes(kj::arrayPtr(reinterpret_cast<const kj::byte*>(line), sizeof line - 1));
+    w.send().wait(ws());
+    auto status = init.waitRequest().send().wait(ws()).getStatus();
+    await_output(out, "50 132", 5);
+    check(status.getCode() == 0 && out.find("50 132") != std::string::npos, "after resizeTerminal it sees 50x132",
+          "exit " + std::to_string(status.getCode()) + ", output '" + out + "'");
+    c.removeRequest().send().wait(ws());
+  }
+
+  void exit_status() {
+    std::string out;
+    auto c = create("fails", "exit 3", out);
+    c.startRequest().send().wait(ws());
+    auto status = c.waitRequest().send().wait(ws()).getStatus();
+    check(status.getCode() == 3 && status.getSignal() == 0, "non-zero exit status 3 came back");
+    c.removeRequest().send().wait(ws());
+  }
+
+  void bad_spec() {
+    {
+      std::string out;
+      auto req = sandbox_.createContainerRequest();
+      req.setId("bad-cwd");
+      shell_spec(req.initSpec(), kRootfs, "true", {"mount"});
+      req.getSpec().getProcess().setCwd("relative/dir");
+      req.initStdio().setStdout(kj::heap<Collector>(out));
+      const std::string e = error_of(req.send().ignoreResult());
+      check(e.find("cwd") != std::string::npos, "relative cwd refused: " + e);
+    }
+    {
+      std::string out;
+      auto req = sandbox_.createContainerRequest();
+      req.setId("bad-root");
+      shell_spec(req.initSpec(), "/run/share/no-such-rootfs", "true", {"mount"});
+      req.initStdio().setStdout(kj::heap<Collector>(out));
+      const std::string e = error_of(req.send().ignoreResult());
+      check(e.find("no-such-rootfs") != std::string::npos, "missing rootfs refused: " + e);
+    }
+    auto ids = sandbox_.listContainersRequest().send().wait(ws()).getIds();
+    check(ids.size() == 0, "no container left behind by the refused specs", std::to_string(ids.size()) + " listed");
+  }
+
+  void poweroff() {
+    sandbox_.powerOffRequest().send().wait(ws());
+    check(true, "powerOff answered");
+  }
+
+  kj::AsyncIoContext& io_;
+  kj::Own<kj::AsyncIoStream> stream_;
+  capnp::TwoPartyClient client_;
+  api::Sandbox::Client sandbox_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 4) {
+    std::cerr << "usage: agent_probe SOCKET PORT STEP...\n";
+    return 2;
+  }
+  auto io = kj::setupAsyncIo();
+  int fd = connect_guest(argv[1], static_cast<unsigned>(std::stoul(argv[2])));
+  Probe probe(io, fd);
+  try {
+    for (int i = 3; i < argc; ++i) probe.run(argv[i]);
+  } catch (const kj::Exception& e) {
+    fail(std::string("RPC failed: ") + e.getDescription().cStr());
+  }
+  return 0;
+}
