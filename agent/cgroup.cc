@@ -12,6 +12,8 @@
 #include <sstream>
 #include <thread>
 
+#include "agent/device_filter.h"
+
 namespace skiff::agent {
 namespace {
 
@@ -110,6 +112,7 @@ void Cgroup::apply(const CgroupResources& r) const {
   if (r.pids_limit) write("pids.max", limit(r.pids_limit), "linux.resources.pids.limit");
   if (r.io_weight) write("io.weight", "default " + std::to_string(r.io_weight), "linux.resources.blockIO.weight");
   for (const auto& [file, value] : r.unified) write(file, value, "linux.resources.unified " + file);
+  if (!r.devices.empty()) attach_device_filter(dir_, r.devices);
 }
 
 void Cgroup::freeze(bool frozen_now, std::chrono::milliseconds timeout) const {

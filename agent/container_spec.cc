@@ -477,7 +477,6 @@ ContainerConfig container_config(api::Spec::Reader spec) {
   out.resources = cgroup_resources(lx.getResources());
   // cgroup v2 enforces device rules only through a BPF program, which the
   // agent does not load yet: said, not silently dropped.
-  if (!out.resources.devices.empty()) out.ignored.push_back("linux.resources.devices (not enforced yet)");
   out.cgroups_path = text(lx.getCgroupsPath());
   if (!out.cgroups_path.empty()) {
     std::string p = out.cgroups_path[0] == '/' ? out.cgroups_path : "/" + out.cgroups_path;

@@ -12,8 +12,8 @@
 // resources, cgroupsPath, sysctl, seccomp, rootfsPropagation, masked and
 // readonly paths. Ignored, and reported in `ignored` for the agent's log:
 // apparmorProfile, selinuxLabel and mountLabel (the guest kernel has neither
-// LSM), annotations (they are the runtime's), and for now the device cgroup
-// rules (checked, but cgroup v2 needs a BPF program to enforce them).
+// LSM), annotations (they are the runtime's). The device cgroup rules are
+// enforced by a BPF program (device_filter.h).
 #include <sched.h>
 #include <sys/types.h>
 
