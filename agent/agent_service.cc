@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -21,9 +22,11 @@
 #include <optional>
 #include <sstream>
 
+#include "agent/agent_log.h"
 #include "agent/cgroup.h"
 #include "agent/container_launcher.h"
 #include "agent/container_spec.h"
+#include "agent/net_stats.h"
 
 namespace skiff::agent {
 namespace {
@@ -178,7 +181,47 @@ struct ContainerState {
   std::shared_ptr<ProcessState> init;
   std::vector<std::shared_ptr<ProcessState>> execs;
   bool paused = false;
+  // memory.events, watched for oom_kill rising (EventSink.oom); destroyed
+  // watch first, then the observer, then the inotify fd.
+  Fd oom_inotify;
+  kj::Own<kj::UnixEventPort::FdObserver> oom_observer;
+  uint64_t oom_kills = 0;
+  kj::Promise<void> oom_watch = nullptr;
 };
+
+kj::Promise<void> watch_oom(ContainerState& c, std::shared_ptr<Watchers> w) {
+  return c.oom_observer->whenBecomesReadable().then([&c, w] {
+    char events[4096];
+    while (::read(c.oom_inotify.get(), events, sizeof events) > 0) {
+    }
+    const uint64_t kills = c.cgroup->stats().memory_oom_kills;
+    if (kills > c.oom_kills) {
+      log_info("container OOM kill", {{"container", c.id}, {"oom_kills", std::to_string(kills)}});
+      c.oom_kills = kills;
+      for (auto& sink : w->sinks) {
+        auto req = sink.oomRequest();
+        req.setContainerId(c.id);
+        req.send().detach([](kj::Exception&&) {});
+      }
+    }
+    return watch_oom(c, w);
+  });
+}
+
+// Where the cgroup has the memory controller (the guest's do).
+void start_oom_watch(kj::UnixEventPort& events, ContainerState& c, std::shared_ptr<Watchers> w) {
+  const std::string file = c.cgroup->dir() + "/memory.events";
+  if (::access(file.c_str(), R_OK) != 0) return;
+  Fd fd(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
+  if (!fd || ::inotify_add_watch(fd.get(), file.c_str(), IN_MODIFY) < 0) {
+    log_error("no OOM events for the container", {{"container", c.id}, {"error", std::strerror(errno)}});
+    return;
+  }
+  c.oom_inotify = std::move(fd);
+  c.oom_observer = kj::heap<kj::UnixEventPort::FdObserver>(events, c.oom_inotify.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ);
+  c.oom_kills = c.cgroup->stats().memory_oom_kills;
+  c.oom_watch = watch_oom(c, kj::mv(w)).eagerlyEvaluate([](kj::Exception&&) {});
+}
 
 class SandboxImpl;
 
@@ -300,6 +343,13 @@ class ContainerImpl final : public api::Container::Server {
     r.setPidsCurrent(s.pids_current);
     r.setIoReadBytes(s.io_read_bytes);
     r.setIoWriteBytes(s.io_write_bytes);
+    if (c_->init && c_->init->running()) {
+      const NetCounters n = net_counters(c_->init->pid());
+      r.setNetRxBytes(n.rx_bytes);
+      r.setNetRxPackets(n.rx_packets);
+      r.setNetTxBytes(n.tx_bytes);
+      r.setNetTxPackets(n.tx_packets);
+    }
     return kj::READY_NOW;
   }
   kj::Promise<void> pause(PauseContext) override {
@@ -449,6 +499,7 @@ class SandboxImpl final : public api::Sandbox::Server {
       if (c->cgroup) c->cgroup->remove(std::chrono::milliseconds(100));
       throw;
     }
+    if (c->cgroup) start_oom_watch(events_, *c, watchers_);
     containers_[id] = c;
     ctx.getResults().setContainer(kj::heap<ContainerImpl>(*this, c));
     return kj::READY_NOW;

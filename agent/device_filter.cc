@@ -116,9 +116,12 @@ std::vector<bpf_insn> device_filter_program(const std::vector<DeviceRuleSpec>& r
       load_ctx_word(kMinor, offsetof(bpf_cgroup_dev_ctx, minor)),
   };
   // Last rule first: the first block that matches returns.
+  // A rule that matches everything ends the program: the kernel's verifier
+  // refuses instructions no path reaches.
   for (auto it = rules.rbegin(); it != rules.rend(); ++it) {
     auto block = rule_block(*it);
     p.insert(p.end(), block.begin(), block.end());
+    if (block.size() == 2) return p;  // no compare: "return allow" alone
   }
   p.push_back(mov_imm(0, 0));
   p.push_back(exit_insn());

@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -74,9 +75,27 @@ rc::Gen<DeviceRuleSpec> gen_rule() {
                                         rc::gen::set(&DeviceRuleSpec::access, gen_access()));
 }
 
+// Every instruction lies on some path from the first (the verifier's rule).
+bool all_reachable(const std::vector<bpf_insn>& p) {
+  std::vector<bool> seen(p.size(), false);
+  std::vector<size_t> todo = {0};
+  while (!todo.empty()) {
+    const size_t pc = todo.back();
+    todo.pop_back();
+    if (pc >= p.size() || seen[pc]) continue;
+    seen[pc] = true;
+    const uint8_t code = p[pc].code;
+    if (code == (BPF_JMP | BPF_EXIT)) continue;
+    todo.push_back(pc + 1);
+    if ((code & 0x07) == BPF_JMP) todo.push_back(pc + 1 + p[pc].off);
+  }
+  return std::find(seen.begin(), seen.end(), false) == seen.end();
+}
+
 RC_GTEST_PROP(DeviceFilter, ProgramDecidesAsTheRulesDo, ()) {
   const auto rules = *rc::gen::container<std::vector<DeviceRuleSpec>>(gen_rule());
   const auto program = device_filter_program(rules);
+  RC_ASSERT(all_reachable(program));
   for (char type : {'c', 'b'})
     for (uint32_t major = 0; major < 4; ++major)
       for (uint32_t minor : {0u, 3u})
@@ -133,6 +152,14 @@ TEST(DeviceFilter, TheKernelEnforcesItAndAnUpdateReplacesIt) {
   update.devices = {{false, 'a', -1, -1, "rwm"}, {true, 'c', 1, -1, "rwm"}};
   g.apply(update);
   EXPECT_EQ(probe_in(g.dir(), scratch), 7) << "every 1:* device, mknod too, and no trace of the first program";
+
+  // An allow-all rule after others: they can't matter, and the kernel takes the program.
+  update.devices = {{false, 'c', 1, 5, "r"}, {true, 'a', -1, -1, "rwm"}};
+  g.apply(update);
+  EXPECT_EQ(probe_in(g.dir(), scratch), 7);
+  update.devices = {{true, 'a', -1, -1, "rwm"}, {false, 'c', 1, 5, "r"}};
+  g.apply(update);
+  EXPECT_EQ(probe_in(g.dir(), scratch), 5) << "/dev/zero denied for reading, the rest allowed";
 
   g.remove();
   std::filesystem::remove_all(scratch);

@@ -11,6 +11,8 @@
 //   terminal      a terminal process: its window size, then again after resizeTerminal
 //   exit_status   a container's non-zero exit status
 //   bad_spec      a relative cwd and a missing rootfs are refused with their reasons, nothing left behind
+//   oom_stats     a container under a 16 MiB memory limit: its stats, a device rule that denies
+//                 /dev/zero, then it outgrows the limit: killed, and EventSink.oom names it
 //   poweroff      Sandbox.powerOff
 // Prints one line per check; exits 1 at the first failed check.
 #include <sys/socket.h>
@@ -71,6 +73,8 @@ int connect_guest(const std::string& path, unsigned port) {
   }
 }
 
+// Each reply is kept in a variable of its own while its readers are used
+// (a reader into a temporary reply dangles).
 class Probe {
  public:
   Probe(kj::AsyncIoContext& io, int fd)
@@ -86,6 +90,7 @@ class Probe {
     if (step == "terminal") return terminal();
     if (step == "exit_status") return exit_status();
     if (step == "bad_spec") return bad_spec();
+    if (step == "oom_stats") return oom_stats();
     if (step == "poweroff") return poweroff();
     fail("unknown step '" + step + "'");
   }
@@ -155,7 +160,8 @@ class Probe {
     const auto t0 = std::chrono::steady_clock::now();
     auto c = create("echo", "echo hello from a container; hostname", out);
     c.startRequest().send().wait(ws());
-    auto status = c.waitRequest().send().wait(ws()).getStatus();
+    auto status_reply = c.waitRequest().send().wait(ws());
+    auto status = status_reply.getStatus();
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     await_output(out, "\n", 5);
     check(status.getCode() == 0 && out.find("hello from a container") != std::string::npos,
@@ -182,18 +188,21 @@ class Probe {
     p.initEnv(1).set(0, "PATH=/bin");
     req.initStdio().setStdout(kj::heap<Collector>(exec_out));
     auto proc = req.send().getProcess();
-    auto exec_status = proc.waitRequest().send().wait(ws()).getStatus();
+    auto exec_status_reply = proc.waitRequest().send().wait(ws());
+    auto exec_status = exec_status_reply.getStatus();
     await_output(exec_out, "\n", 5);
     check(exec_status.getCode() == 0 && exec_out.find("exec in sh") != std::string::npos,
           "exec joined the container's pid namespace", "exit " + std::to_string(exec_status.getCode()) + ", output '" + exec_out + "'");
 
-    auto ps = c.psRequest().send().wait(ws()).getPids();
+    auto ps_reply = c.psRequest().send().wait(ws());
+    auto ps = ps_reply.getPids();
     check(ps.size() >= 1, "ps lists " + std::to_string(ps.size()) + " process(es)");
 
     auto sig = c.signalRequest();
     sig.setSignal(15);
     sig.send().wait(ws());
-    auto status = c.waitRequest().send().wait(ws()).getStatus();
+    auto status_reply = c.waitRequest().send().wait(ws());
+    auto status = status_reply.getStatus();
     await_output(out, "got TERM", 5);
     check(status.getCode() == 7 && out.find("got TERM") != std::string::npos, "SIGTERM ran the trap, exit 7",
           "exit " + std::to_string(status.getCode()) + ", output '" + out + "'");
@@ -215,7 +224,8 @@ class Probe {
     const char line[] = "go\n";
     w.setBytes(kj::arrayPtr(reinterpret_cast<const kj::byte*>(line), sizeof line - 1));
     w.send().wait(ws());
-    auto status = init.waitRequest().send().wait(ws()).getStatus();
+    auto status_reply = init.waitRequest().send().wait(ws());
+    auto status = status_reply.getStatus();
     await_output(out, "50 132", 5);
     check(status.getCode() == 0 && out.find("50 132") != std::string::npos, "after resizeTerminal it sees 50x132",
           "exit " + std::to_string(status.getCode()) + ", output '" + out + "'");
@@ -226,7 +236,8 @@ class Probe {
     std::string out;
     auto c = create("fails", "exit 3", out);
     c.startRequest().send().wait(ws());
-    auto status = c.waitRequest().send().wait(ws()).getStatus();
+    auto status_reply = c.waitRequest().send().wait(ws());
+    auto status = status_reply.getStatus();
     check(status.getCode() == 3 && status.getSignal() == 0, "non-zero exit status 3 came back");
     c.removeRequest().send().wait(ws());
   }
@@ -251,8 +262,96 @@ class Probe {
       const std::string e = error_of(req.send().ignoreResult());
       check(e.find("no-such-rootfs") != std::string::npos, "missing rootfs refused: " + e);
     }
-    auto ids = sandbox_.listContainersRequest().send().wait(ws()).getIds();
+    auto ids_reply = sandbox_.listContainersRequest().send().wait(ws());
+    auto ids = ids_reply.getIds();
     check(ids.size() == 0, "no container left behind by the refused specs", std::to_string(ids.size()) + " listed");
+  }
+
+  // Records what the agent reports unasked.
+  class Events final : public api::EventSink::Server {
+   public:
+    explicit Events(std::string& log) : log_(log) {}
+    kj::Promise<void> containerExited(ContainerExitedContext ctx) override {
+      log_ += "exited " + std::string(ctx.getParams().getContainerId().cStr()) + "\n";
+      return kj::READY_NOW;
+    }
+    kj::Promise<void> oom(OomContext ctx) override {
+      log_ += "oom " + std::string(ctx.getParams().getContainerId().cStr()) + "\n";
+      return kj::READY_NOW;
+    }
+
+   private:
+    std::string& log_;
+  };
+
+  void oom_stats() {
+    auto watch = sandbox_.watchRequest();
+    watch.setSink(kj::heap<Events>(events_));
+    watch.send().wait(ws());
+
+    std::string out;
+    auto req = sandbox_.createContainerRequest();
+    req.setId("hog");
+    shell_spec(req.initSpec(), kRootfs,
+               "echo ready; head -c 1 /dev/zero >/dev/null 2>&1 || echo zero denied; read go; "
+               "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived ${#x}",
+               {"mount", "pid"});
+    req.getSpec().getProcess().initEnv(1).set(0, "PATH=/bin");
+    auto res = req.getSpec().getLinux().initResources();
+    res.getMemory().setLimit(16 << 20);
+    auto rules = res.initDevices(3);
+    rules[0].setAllow(true);  // everything...
+    rules[0].setAccess("rwm");
+    rules[1].setAllow(false);  // ...but reading /dev/zero, for now
+    rules[1].setType("c");
+    rules[1].setMajor(1);
+    rules[1].setMinor(5);
+    rules[1].setAccess("r");
+    rules[2].setAllow(true);  // and /dev/null stays usable (the default devices have /dev/zero too)
+    rules[2].setType("c");
+    rules[2].setMajor(1);
+    rules[2].setMinor(3);
+    rules[2].setAccess("rw");
+    auto stdio = req.initStdio();
+    stdio.setStdout(kj::heap<Collector>(out));
+    stdio.setStderr(kj::heap<Collector>(out));
+    stdio.setStdin(true);
+    auto c = req.send().getContainer();
+    auto init = c.initRequest().send().getProcess();
+    c.startRequest().send().wait(ws());
+    check(await_output(out, "ready"), "container under a 16 MiB limit started");
+    check(await_output(out, "zero denied", 5), "the device rule denied reading /dev/zero", "output '" + out + "'");
+
+    auto st_reply = c.statsRequest().send().wait(ws());
+    auto st = st_reply.getStats();
+    check(st.getMemoryMax() == (16u << 20) && st.getMemoryCurrent() > 0 && st.getPidsCurrent() >= 1 && st.getCpuUsageUsec() > 0,
+          "stats: memory " + std::to_string(st.getMemoryCurrent() >> 10) + " KiB of " + std::to_string(st.getMemoryMax() >> 20) +
+              " MiB, " + std::to_string(st.getPidsCurrent()) + " pid(s), cpu " + std::to_string(st.getCpuUsageUsec()) +
+              " us, net rx " + std::to_string(st.getNetRxBytes()) + " B");
+
+    auto update = c.updateRequest();
+    update.initResources().getMemory().setLimit(16 << 20);
+    auto allow_all = update.getResources().initDevices(1)[0];
+    allow_all.setAllow(true);
+    allow_all.setAccess("rwm");
+    update.send().wait(ws());
+
+    auto in = init.stdinRequest().send().wait(ws()).getStream();
+    auto w = in.writeRequest();
+    const char line[] = "go\n";
+    w.setBytes(kj::arrayPtr(reinterpret_cast<const kj::byte*>(line), sizeof line - 1));
+    w.send().wait(ws());
+    auto status_reply = c.waitRequest().send().wait(ws());
+    auto status = status_reply.getStatus();
+    check(status.getSignal() == 9 && out.find("survived") == std::string::npos,
+          "outgrowing the limit killed it (SIGKILL), after Container.update let it read /dev/zero",
+          "exit " + std::to_string(status.getCode()) + " signal " + std::to_string(status.getSignal()) + ", output '" + out + "'");
+    auto after_reply = c.statsRequest().send().wait(ws());
+    auto after = after_reply.getStats();
+    check(after.getMemoryOomKills() >= 1, "stats count " + std::to_string(after.getMemoryOomKills()) + " OOM kill(s)");
+    await_output(events_, "oom hog", 5);
+    check(events_.find("oom hog") != std::string::npos, "EventSink.oom named the container", "events '" + events_ + "'");
+    c.removeRequest().send().wait(ws());
   }
 
   void poweroff() {
@@ -264,6 +363,7 @@ class Probe {
   kj::Own<kj::AsyncIoStream> stream_;
   capnp::TwoPartyClient client_;
   api::Sandbox::Client sandbox_;
+  std::string events_;
 };
 
 }  // namespace
