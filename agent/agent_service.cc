@@ -106,8 +106,33 @@ struct ProcessState {
   bool running() const { return launched.started() && !exit; }
 };
 
+// The sinks of Sandbox.watch, each while its Subscription lives.
 struct Watchers {
-  std::vector<api::EventSink::Client> sinks;
+  std::map<uint64_t, api::EventSink::Client> sinks;
+  uint64_t next_id = 0;
+
+  // Sends `request` made by `make` to every sink; drops a sink whose call fails.
+  template <typename Make>
+  static void tell(const std::shared_ptr<Watchers>& w, Make make) {
+    for (auto& [id, sink] : w->sinks) {
+      std::weak_ptr<Watchers> weak = w;
+      make(sink).send().detach([weak, id = id](kj::Exception&&) {
+        if (auto live = weak.lock()) live->sinks.erase(id);
+      });
+    }
+  }
+};
+
+class SubscriptionImpl final : public api::Subscription::Server {
+ public:
+  SubscriptionImpl(std::weak_ptr<Watchers> w, uint64_t id) : watchers_(std::move(w)), id_(id) {}
+  ~SubscriptionImpl() {
+    if (auto w = watchers_.lock()) w->sinks.erase(id_);
+  }
+
+ private:
+  std::weak_ptr<Watchers> watchers_;
+  uint64_t id_;
 };
 
 // After start(): reap it, let its output finish, tell the watchers.
@@ -115,14 +140,14 @@ void arm(kj::UnixEventPort& events, std::shared_ptr<ProcessState> p, std::string
   p->live = p->pid();
   auto exited = events.onChildExit(p->live).then([p, container_id, w](int status) {
     p->exit = exit_of(status);
-    for (auto& sink : w->sinks) {
+    Watchers::tell(w, [&](api::EventSink::Client& sink) {
       auto req = sink.containerExitedRequest();
       req.setContainerId(container_id);
       req.setExecId(p->exec_id);
       req.setPid(static_cast<uint32_t>(p->pid()));
       set_exit(req.initStatus(), *p->exit);
-      req.send().detach([](kj::Exception&&) {});
-    }
+      return req;
+    });
   });
   p->done = kj::joinPromises(kj::arr(kj::mv(exited), kj::mv(p->pumps))).fork();
 }
@@ -198,11 +223,11 @@ kj::Promise<void> watch_oom(ContainerState& c, std::shared_ptr<Watchers> w) {
     if (kills > c.oom_kills) {
       log_info("container OOM kill", {{"container", c.id}, {"oom_kills", std::to_string(kills)}});
       c.oom_kills = kills;
-      for (auto& sink : w->sinks) {
+      Watchers::tell(w, [&](api::EventSink::Client& sink) {
         auto req = sink.oomRequest();
         req.setContainerId(c.id);
-        req.send().detach([](kj::Exception&&) {});
-      }
+        return req;
+      });
     }
     return watch_oom(c, w);
   });
@@ -547,7 +572,9 @@ class SandboxImpl final : public api::Sandbox::Server {
     return kj::READY_NOW;
   }
   kj::Promise<void> watch(WatchContext ctx) override {
-    watchers_->sinks.push_back(ctx.getParams().getSink());
+    const uint64_t id = watchers_->next_id++;
+    watchers_->sinks.emplace(id, ctx.getParams().getSink());
+    ctx.getResults().setSubscription(kj::heap<SubscriptionImpl>(watchers_, id));
     return kj::READY_NOW;
   }
   kj::Promise<void> powerOff(PowerOffContext ctx) override {

@@ -288,6 +288,9 @@ interface EventSink {
   oom @1 (containerId :Text);
 }
 
+# Held by the watcher of Sandbox.watch; nothing to call.
+interface Subscription {}
+
 interface Sandbox {
   setup @0 (config :SandboxConfig);
   createContainer @1 (id :Text, spec :Spec, stdio :Stdio) -> (container :Container);
@@ -298,7 +301,10 @@ interface Sandbox {
   guestDetails @6 () -> (details :GuestDetails);
   # The host's wall clock (after a resume or a long pause).
   setTime @7 (unixNanos :Int64);
-  watch @8 (sink :EventSink);
+  # Events go to `sink` while the caller holds `subscription`: dropping it,
+  # or losing the connection, ends them (a sink that refers back to the
+  # agent can't keep it alive for ever). A sink whose call fails is dropped.
+  watch @8 (sink :EventSink) -> (subscription :Subscription);
   # Ends every container and powers the VM off (or reboots it).
   powerOff @9 (reboot :Bool);
 }

@@ -128,6 +128,43 @@ TEST_F(AgentServiceTest, EchoWithCreateStartWaitPipelined) {
   EXPECT_EQ(sb().listContainersRequest().send().wait(io->waitScope).getIds().size(), 0u);
 }
 
+// Records Sandbox.watch's events, one line each.
+class EventLog final : public api::EventSink::Server {
+ public:
+  explicit EventLog(std::string& log) : log_(log) {}
+  kj::Promise<void> containerExited(ContainerExitedContext ctx) override {
+    log_ += "exited " + std::string(ctx.getParams().getContainerId().cStr()) + " " +
+            std::to_string(ctx.getParams().getStatus().getCode()) + "\n";
+    return kj::READY_NOW;
+  }
+
+ private:
+  std::string& log_;
+};
+
+TEST_F(AgentServiceTest, WatchersHearOfExitsWhileTheyHoldTheirSubscription) {
+  serve();
+  std::string events;
+  auto watch = sb().watchRequest();
+  watch.setSink(kj::heap<EventLog>(events));
+  auto subscription = watch.send().wait(io->waitScope).getSubscription();
+  auto run = [&](const std::string& id, const std::string& script) {
+    std::string out;
+    auto c = create(id, script, out);
+    c.startRequest().send().wait(io->waitScope);
+    c.waitRequest().send().wait(io->waitScope);
+    // The event is a call of its own: let it arrive.
+    io->provider->getTimer().afterDelay(50 * kj::MILLISECONDS).wait(io->waitScope);
+    c.removeRequest().send().wait(io->waitScope);
+  };
+  run("first", "exit 4");
+  EXPECT_EQ(events, "exited first 4\n");
+  subscription = nullptr;  // dropped: no more events
+  io->provider->getTimer().afterDelay(50 * kj::MILLISECONDS).wait(io->waitScope);
+  run("second", "exit 5");
+  EXPECT_EQ(events, "exited first 4\n");
+}
+
 TEST_F(AgentServiceTest, ANonZeroExitStatus) {
   serve();
   std::string out;

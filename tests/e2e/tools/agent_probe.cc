@@ -287,7 +287,8 @@ class Probe {
   void oom_stats() {
     auto watch = sandbox_.watchRequest();
     watch.setSink(kj::heap<Events>(events_));
-    watch.send().wait(ws());
+    auto watched = watch.send().wait(ws());
+    subscription_ = watched.getSubscription();  // the events come while it is held
 
     std::string out;
     auto req = sandbox_.createContainerRequest();
@@ -364,6 +365,7 @@ class Probe {
   capnp::TwoPartyClient client_;
   api::Sandbox::Client sandbox_;
   std::string events_;
+  api::Subscription::Client subscription_ = nullptr;
 };
 
 }  // namespace
