@@ -13,16 +13,30 @@
 //   bad_spec      a relative cwd and a missing rootfs are refused with their reasons, nothing left behind
 //   oom_stats     a container under a 16 MiB memory limit: its stats, a device rule that denies
 //                 /dev/zero, then it outgrows the limit: killed, and EventSink.oom names it
+//   bench         figures, no checks: Sandbox.version round trips (median, p90 of 500) and
+//                 createContainer+start pipelined to the first output byte, and to exit (of 10)
 //   poweroff      Sandbox.powerOff
 // Prints one line per check; exits 1 at the first failed check.
+//
+//   agent_probe time-command RUNS CMD [ARGS...]
+// The peer's figures for `bench`: runs CMD RUNS times (after 2 more to warm
+// up; "{i}" in an argument becomes the run's number, for runc's container
+// ids) and prints spawn -> first output byte and spawn -> exit, as `bench`
+// prints create+start -> first output and -> exit.
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <optional>
+#include <vector>
 #include <cstring>
 #include <iostream>
 #include <string>
@@ -91,6 +105,7 @@ class Probe {
     if (step == "exit_status") return exit_status();
     if (step == "bad_spec") return bad_spec();
     if (step == "oom_stats") return oom_stats();
+    if (step == "bench") return bench();
     if (step == "poweroff") return poweroff();
     fail("unknown step '" + step + "'");
   }
@@ -355,6 +370,72 @@ class Probe {
     c.removeRequest().send().wait(ws());
   }
 
+ public:
+  static std::string percentiles(std::vector<double> v, const char* unit) {
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) { return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))]; };
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "median %.1f %s, p90 %.1f %s (n=%zu)", at(0.5), unit, at(0.9), unit, v.size());
+    return buf;
+  }
+
+ private:
+  // The time of the first byte a process writes.
+  class FirstByte final : public api::ByteStream::Server {
+   public:
+    explicit FirstByte(std::optional<std::chrono::steady_clock::time_point>& at) : at_(at) {}
+    kj::Promise<void> write(WriteContext) override {
+      if (!at_) at_ = std::chrono::steady_clock::now();
+      return kj::READY_NOW;
+    }
+    kj::Promise<void> end(EndContext) override { return kj::READY_NOW; }
+
+   private:
+    std::optional<std::chrono::steady_clock::time_point>& at_;
+  };
+
+  void bench() {
+    using clock = std::chrono::steady_clock;
+    std::vector<double> rtt;
+    for (int i = 0; i < 550; ++i) {
+      const auto t0 = clock::now();
+      sandbox_.versionRequest().send().wait(ws());
+      if (i >= 50) rtt.push_back(std::chrono::duration<double, std::micro>(clock::now() - t0).count());
+    }
+    std::cout << "agent_probe: bench: version round trip " << percentiles(rtt, "us") << std::endl;
+    std::vector<double> first, exited;
+    for (int i = 0; i < 12; ++i) {
+      std::optional<clock::time_point> first_at;
+      auto req = sandbox_.createContainerRequest();
+      req.setId("bench" + std::to_string(i));
+      shell_spec(req.initSpec(), kRootfs, "echo x", {"mount", "pid", "ipc", "uts"});
+      req.getSpec().getProcess().initEnv(1).set(0, "PATH=/bin");
+      req.initStdio().setStdout(kj::heap<FirstByte>(first_at));
+      const auto t0 = clock::now();
+      auto c = req.send().getContainer();
+      auto started = c.startRequest().send();
+      auto waited = c.waitRequest().send();
+      started.wait(ws());
+      waited.wait(ws());
+      const auto t_exit = clock::now();
+      await_until([&] { return first_at.has_value(); });
+      if (i >= 2) {
+        first.push_back(std::chrono::duration<double, std::milli>(*first_at - t0).count());
+        exited.push_back(std::chrono::duration<double, std::milli>(t_exit - t0).count());
+      }
+      c.removeRequest().send().wait(ws());
+    }
+    std::cout << "agent_probe: bench: create+start -> first output " << percentiles(first, "ms") << std::endl;
+    std::cout << "agent_probe: bench: create+start -> exit " << percentiles(exited, "ms") << std::endl;
+  }
+
+  template <typename Done>
+  void await_until(Done done, int seconds = 10) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (!done() && std::chrono::steady_clock::now() < deadline)
+      io_.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(ws());
+  }
+
   void poweroff() {
     sandbox_.powerOffRequest().send().wait(ws());
     check(true, "powerOff answered");
@@ -370,7 +451,57 @@ class Probe {
 
 }  // namespace
 
+namespace {
+
+int time_command(int runs, char** cmd) {
+  using clock = std::chrono::steady_clock;
+  std::vector<double> first, exited;
+  for (int i = 0; i < runs + 2; ++i) {
+    std::vector<std::string> args;
+    for (char** a = cmd; *a; ++a) {
+      std::string arg = *a;
+      if (auto at = arg.find("{i}"); at != std::string::npos) arg.replace(at, 3, std::to_string(i));
+      args.push_back(arg);
+    }
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0) fail("pipe");
+    const auto t0 = clock::now();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::dup2(out[1], 1);
+      ::execvp(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    std::optional<clock::time_point> first_at;
+    char buf[256];
+    while (::read(out[0], buf, sizeof buf) > 0)
+      if (!first_at) first_at = clock::now();
+    ::close(out[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    const auto t_exit = clock::now();
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || !first_at) {
+      std::cout << "agent_probe: time-command: " << args[0] << " failed (status " << status << ")" << std::endl;
+      return 1;
+    }
+    if (i >= 2) {
+      first.push_back(std::chrono::duration<double, std::milli>(*first_at - t0).count());
+      exited.push_back(std::chrono::duration<double, std::milli>(t_exit - t0).count());
+    }
+  }
+  std::cout << "agent_probe: time-command: spawn -> first output " << Probe::percentiles(first, "ms") << std::endl;
+  std::cout << "agent_probe: time-command: spawn -> exit " << Probe::percentiles(exited, "ms") << std::endl;
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  if (argc >= 4 && std::string(argv[1]) == "time-command") return time_command(std::atoi(argv[2]), argv + 3);
   if (argc < 4) {
     std::cerr << "usage: agent_probe SOCKET PORT STEP...\n";
     return 2;
