@@ -140,6 +140,9 @@ void arm(kj::UnixEventPort& events, std::shared_ptr<ProcessState> p, std::string
   p->live = p->pid();
   auto exited = events.onChildExit(p->live).then([p, container_id, w](int status) {
     p->exit = exit_of(status);
+    log_info(p->exec_id.empty() ? "container exited" : "exec exited",
+             {{"container", container_id}, {"exec", p->exec_id}, {"pid", std::to_string(p->pid())},
+              {"code", std::to_string(p->exit->code)}, {"signal", std::to_string(p->exit->signal)}});
     Watchers::tell(w, [&](api::EventSink::Client& sink) {
       auto req = sink.containerExitedRequest();
       req.setContainerId(container_id);
@@ -492,6 +495,8 @@ class SandboxImpl final : public api::Sandbox::Server {
       if (::mount(src.c_str(), mp.c_str(), type.c_str(), 0, data.empty() ? nullptr : data.c_str()) != 0)
         refuse("storage " + mp + ": mount " + src + " (" + type + "): " + std::strerror(errno));
     }
+    if (cfg.hasSandboxId()) set_log_sandbox(text(cfg.getSandboxId()));
+    log_info("sandbox set up", {{"hostname", host}, {"storages", std::to_string(cfg.getStorages().size())}});
     return kj::READY_NOW;
   }
 
@@ -526,6 +531,9 @@ class SandboxImpl final : public api::Sandbox::Server {
     }
     if (c->cgroup) start_oom_watch(events_, *c, watchers_);
     containers_[id] = c;
+    log_info("container created", {{"container", id}, {"root", c->config.root}});
+    // What the spec asks that the guest does not do: said once, not dropped silently.
+    for (const auto& field : c->config.ignored) log_info("OCI field ignored", {{"container", id}, {"field", field}});
     ctx.getResults().setContainer(kj::heap<ContainerImpl>(*this, c));
     return kj::READY_NOW;
   }
@@ -609,6 +617,7 @@ kj::Promise<void> ContainerImpl::start(StartContext ctx) {
     refuse(e.what());
   }
   arm(sandbox_.events(), c_->init, c_->id, sandbox_.watchers());
+  log_info("container started", {{"container", c_->id}, {"pid", std::to_string(init.pid())}});
   ctx.getResults().setPid(static_cast<uint32_t>(init.pid()));
   return kj::READY_NOW;
 }

@@ -272,6 +272,7 @@ struct SandboxConfig {
   dnsOptions @3 :List(Text);
   sysctls @4 :List(KeyValue);
   storages @5 :List(Storage);
+  sandboxId @6 :Text;  # named in every log line of the agent from then on
 }
 
 struct GuestDetails {

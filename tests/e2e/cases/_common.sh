@@ -72,5 +72,6 @@ agent_case() {
   expect_status 0
   expect_console "skiff-agent: action=agent"
   expect_console '"component":"agent","msg":"agent listening","vsock_port":"1024"'
+  expect_console '"msg":"sandbox set up","sandbox":"e2e-sandbox","hostname":"skiff-e2e"'
   expect_console '"msg":"powering off, as told"'
 }

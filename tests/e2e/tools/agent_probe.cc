@@ -156,6 +156,7 @@ class Probe {
     auto req = sandbox_.setupRequest();
     auto c = req.initConfig();
     c.setHostname("skiff-e2e");
+    c.setSandboxId("e2e-sandbox");
     auto st = c.initStorages(1)[0];
     st.setDriver("virtiofs");
     st.setSource("share");
