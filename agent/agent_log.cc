@@ -15,28 +15,6 @@ std::string& sandbox_name() {
 }
 }  // namespace
 
-std::string json_quote(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
 void set_log_sandbox(std::string sandbox) { sandbox_name() = std::move(sandbox); }
 
 void log_line(std::string_view level, std::string_view message, std::initializer_list<LogField> fields) {

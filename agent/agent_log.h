@@ -8,6 +8,8 @@
 #include <string_view>
 #include <utility>
 
+#include "api/json_text.h"
+
 namespace skiff::agent {
 
 using LogField = std::pair<std::string_view, std::string>;
@@ -21,7 +23,5 @@ inline void log_error(std::string_view message, std::initializer_list<LogField> 
 }
 void set_log_sandbox(std::string sandbox);
 
-// `s` as a JSON string literal, quotes included.
-std::string json_quote(std::string_view s);
 
 }  // namespace skiff::agent

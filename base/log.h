@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include "api/json_text.h"
 #include "base/unique_fd.h"
 
 namespace skiff::log {
@@ -21,8 +22,7 @@ std::string_view to_string(Level);
 using Value = std::variant<std::string, int64_t, uint64_t, double, bool>;
 using Fields = std::vector<std::pair<std::string, Value>>;
 
-// `s` as a JSON string literal, quotes included.
-std::string json_quote(std::string_view s);
+using skiff::json_quote;  // api/json_text.h: shared with the guest agent's log
 
 class Logger {
  public:

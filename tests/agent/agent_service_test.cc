@@ -185,12 +185,7 @@ TEST_F(AgentServiceTest, ALongRunningContainerWithExecAndSignals) {
   std::string exec_out;
   auto ex = c.execRequest();
   ex.setExecId("e1");
-  auto p = ex.initProcess();
-  auto a = p.initArgs(3);
-  a.set(0, "sh");
-  a.set(1, "-c");
-  a.set(2, "echo exec-pid=$$; cat /proc/1/cmdline | head -c 2");
-  p.setCwd("/tmp");
+  testing::shell_process(ex.initProcess(), "echo exec-pid=$$; cat /proc/1/cmdline | head -c 2", "/tmp");
   ex.initStdio().setStdout(kj::heap<Collector>(exec_out));
   auto proc = ex.send().getProcess();
   EXPECT_EQ(proc.waitRequest().send().wait(io->waitScope).getStatus().getCode(), 0);

@@ -46,13 +46,18 @@ class BusyboxRootfs {
 
 // The smallest spec the tests run: `sh -c script` at /, on `root`, with /proc
 // mounted and new namespaces of the given types.
-inline void shell_spec(api::Spec::Builder s, const std::string& root, const std::string& script,
-                       std::initializer_list<const char*> namespaces) {
-  auto args = s.initProcess().initArgs(3);
+// `sh -c script` in `cwd`: a container's process or an exec's.
+inline void shell_process(api::ProcessSpec::Builder p, const std::string& script, const char* cwd = "/") {
+  auto args = p.initArgs(3);
   args.set(0, "sh");
   args.set(1, "-c");
   args.set(2, script);
-  s.getProcess().setCwd("/");
+  p.setCwd(cwd);
+}
+
+inline void shell_spec(api::Spec::Builder s, const std::string& root, const std::string& script,
+                       std::initializer_list<const char*> namespaces) {
+  shell_process(s.initProcess(), script);
   s.getRoot().setPath(root);
   auto m = s.initMounts(1)[0];
   m.setDestination("/proc");

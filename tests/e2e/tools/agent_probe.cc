@@ -48,6 +48,7 @@
 namespace {
 
 using skiff::agent::testing::Collector;
+using skiff::agent::testing::shell_process;
 using skiff::agent::testing::shell_spec;
 namespace api = skiff::api;
 
@@ -124,6 +125,13 @@ class Probe {
     return "(no error)";
   }
 
+  // Writes `line` to the process's stdin (Stdio.stdin was set).
+  void send_line(api::Process::Client& process, const std::string& line) {
+    auto w = process.stdinRequest().send().wait(ws()).getStream().writeRequest();
+    w.setBytes(kj::arrayPtr(reinterpret_cast<const kj::byte*>(line.data()), line.size()));
+    w.send().wait(ws());
+  }
+
   // Waits for `out` to contain `text` (output streams in as the process runs).
   bool await_output(const std::string& out, const std::string& text, int seconds = 20) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
@@ -196,11 +204,7 @@ class Probe {
     auto req = c.execRequest();
     req.setExecId("look");
     auto p = req.initProcess();
-    auto args = p.initArgs(3);
-    args.set(0, "sh");
-    args.set(1, "-c");
-    args.set(2, "echo exec in $(cat /proc/1/comm); ls /proc | grep -c '^[0-9]'");
-    p.setCwd("/");
+    shell_process(p, "echo exec in $(cat /proc/1/comm); ls /proc | grep -c '^[0-9]'");
     p.initEnv(1).set(0, "PATH=/bin");
     req.initStdio().setStdout(kj::heap<Collector>(exec_out));
     auto proc = req.send().getProcess();
@@ -235,11 +239,7 @@ class Probe {
     resize.getSize().setRows(50);
     resize.getSize().setCols(132);
     resize.send().wait(ws());
-    auto in = init.stdinRequest().send().wait(ws()).getStream();
-    auto w = in.writeRequest();
-    const char line[] = "go\n";
-    w.setBytes(kj::arrayPtr(reinterpret_cast<const kj::byte*>(line), sizeof line - 1));
-    w.send().wait(ws());
+    send_line(init, "go\n");
     auto status_reply = init.waitRequest().send().wait(ws());
     auto status = status_reply.getStatus();
     await_output(out, "50 132", 5);
@@ -353,11 +353,7 @@ class Probe {
     allow_all.setAccess("rwm");
     update.send().wait(ws());
 
-    auto in = init.stdinRequest().send().wait(ws()).getStream();
-    auto w = in.writeRequest();
-    const char line[] = "go\n";
-    w.setBytes(kj::arrayPtr(reinterpret_cast<const kj::byte*>(line), sizeof line - 1));
-    w.send().wait(ws());
+    send_line(init, "go\n");
     auto status_reply = c.waitRequest().send().wait(ws());
     auto status = status_reply.getStatus();
     check(status.getSignal() == 9 && out.find("survived") == std::string::npos,
