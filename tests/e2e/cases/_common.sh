@@ -44,7 +44,8 @@ report_userspace_ms() {
 }
 
 # The guest agent as PID 1 (skiff.action=agent) of a VM with a virtio-fs
-# share holding a busybox rootfs and a vsock device, driven by agent_probe
+# share holding a busybox rootfs and a vsock device (and $AGENT_BOOT_ARGS),
+# driven by agent_probe
 # (tools/agent_probe.cc) over the vsock device's Unix socket: Sandbox.setup
 # (mounts the share), the steps given, then powerOff. Fails the case unless
 # every check passes, the VM ends with status 0 and the console has the
@@ -57,7 +58,8 @@ agent_case() {
   cp /bin/busybox "$share/rootfs/bin/busybox"  # static: busybox-static here and in the outer VM
   for applet in sh echo cat ls grep hostname sleep stty true; do ln -s busybox "$share/rootfs/bin/$applet"; done
   sock=$WORK/v.sock
-  ( boot --cmdline "console=ttyS0 quiet skiff.action=agent" --share "$share,tag=share" --vsock "3,socket=$sock"
+  # shellcheck disable=SC2086  # AGENT_BOOT_ARGS: more skiff boot arguments, as words
+  ( boot --cmdline "console=ttyS0 quiet skiff.action=agent" --share "$share,tag=share" --vsock "3,socket=$sock" ${AGENT_BOOT_ARGS:-}
     echo "$STATUS" > "$WORK/status" ) &
   boot_pid=$!
   # The socket appears once skiff has set the VM up.

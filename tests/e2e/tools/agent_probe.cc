@@ -13,6 +13,8 @@
 //   bad_spec      a relative cwd and a missing rootfs are refused with their reasons, nothing left behind
 //   oom_stats     a container under a 16 MiB memory limit: its stats, a device rule that denies
 //                 /dev/zero, then it outgrows the limit: killed, and EventSink.oom names it
+//   blk_volume    Sandbox.setup mounts the block device /dev/vda (ext4) on /run/vol; a container
+//                 gets it bind-mounted at /vol and writes a file there (the host finds it in the image)
 //   bench         figures, no checks: Sandbox.version round trips (median, p90 of 500) and
 //                 createContainer+start pipelined to the first output byte, and to exit (of 10)
 //   poweroff      Sandbox.powerOff
@@ -107,6 +109,7 @@ class Probe {
     if (step == "bad_spec") return bad_spec();
     if (step == "oom_stats") return oom_stats();
     if (step == "bench") return bench();
+    if (step == "blk_volume") return blk_volume();
     if (step == "poweroff") return poweroff();
     fail("unknown step '" + step + "'");
   }
@@ -281,6 +284,44 @@ class Probe {
     auto ids_reply = sandbox_.listContainersRequest().send().wait(ws());
     auto ids = ids_reply.getIds();
     check(ids.size() == 0, "no container left behind by the refused specs", std::to_string(ids.size()) + " listed");
+  }
+
+  void blk_volume() {
+    auto setup = sandbox_.setupRequest();
+    auto st = setup.initConfig().initStorages(1)[0];
+    st.setDriver("blk");
+    st.setSource("/dev/vda");
+    st.setFsType("ext4");
+    st.setMountPoint("/run/vol");
+    setup.send().wait(ws());
+    check(true, "setup mounted /dev/vda on /run/vol");
+
+    std::string out;
+    auto req = sandbox_.createContainerRequest();
+    req.setId("vol");
+    shell_spec(req.initSpec(), kRootfs,
+               "echo written by a container > /vol/hello && cat /vol/hello && grep -c ' /vol ' /proc/mounts", {"mount", "pid"});
+    req.getSpec().getProcess().initEnv(1).set(0, "PATH=/bin");
+    auto mounts = req.getSpec().initMounts(2);
+    mounts[0].setDestination("/proc");
+    mounts[0].setType("proc");
+    mounts[0].setSource("proc");
+    mounts[1].setDestination("/vol");
+    mounts[1].setType("bind");
+    mounts[1].setSource("/run/vol");
+    mounts[1].initOptions(1).set(0, "rbind");
+    auto stdio = req.initStdio();
+    stdio.setStdout(kj::heap<Collector>(out));
+    stdio.setStderr(kj::heap<Collector>(out));
+    auto c = req.send().getContainer();
+    c.startRequest().send().wait(ws());
+    auto status_reply = c.waitRequest().send().wait(ws());
+    auto status = status_reply.getStatus();
+    await_output(out, "\n1", 5);
+    check(status.getCode() == 0 && out.find("written by a container\n1") != std::string::npos,
+          "a container wrote to the block volume through its bind mount",
+          "exit " + std::to_string(status.getCode()) + ", output '" + out + "'");
+    c.removeRequest().send().wait(ws());
   }
 
   // Records what the agent reports unasked.
