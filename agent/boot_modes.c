@@ -205,7 +205,16 @@ static void vsock_test(void) {
     printf("skiff-agent: vsocktest: host sent: %s\n", line);
     char reply[300];
     int len = snprintf(reply, sizeof reply, "guest got: %s\n", line);
-    if (write(cfd, reply, (size_t)len) != len) printf("skiff-agent: vsocktest: reply: %s\n", strerror(errno));
+    if (write(cfd, reply, (size_t)len) != len) {
+      printf("skiff-agent: vsocktest: reply: %s\n", strerror(errno));
+    } else {
+      /* Power-off ends the VM at once, and with it a reply still on its way
+       * out of the device: wait for the host to hang up first (bounded by
+       * SO_RCVTIMEO). */
+      shutdown(cfd, SHUT_WR);
+      while (read(cfd, line, sizeof line) > 0) {
+      }
+    }
   }
   if (cfd >= 0) close(cfd);
   close(lfd);

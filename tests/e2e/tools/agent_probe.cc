@@ -15,6 +15,8 @@
 //                 /dev/zero, then it outgrows the limit: killed, and EventSink.oom names it
 //   blk_volume    Sandbox.setup mounts the block device /dev/vda (ext4) on /run/vol; a container
 //                 gets it bind-mounted at /vol and writes a file there (the host finds it in the image)
+//   orphans       a container in the guest's own pid namespace leaves an orphan behind; once it
+//                 exits, PID 1 has reaped it (no zombie left in /proc)
 //   bench         figures, no checks: Sandbox.version round trips (median, p90 of 500) and
 //                 createContainer+start pipelined to the first output byte, and to exit (of 10)
 //   poweroff      Sandbox.powerOff
@@ -110,6 +112,7 @@ class Probe {
     if (step == "oom_stats") return oom_stats();
     if (step == "bench") return bench();
     if (step == "blk_volume") return blk_volume();
+    if (step == "orphans") return orphans();
     if (step == "poweroff") return poweroff();
     fail("unknown step '" + step + "'");
   }
@@ -146,10 +149,11 @@ class Probe {
   }
 
   api::Container::Client create(const std::string& id, const std::string& script, std::string& out,
-                                bool terminal = false, bool stdin = false) {
+                                bool terminal = false, bool stdin = false,
+                                std::initializer_list<const char*> namespaces = {"mount", "pid", "ipc", "uts"}) {
     auto req = sandbox_.createContainerRequest();
     req.setId(id);
-    shell_spec(req.initSpec(), kRootfs, script, {"mount", "pid", "ipc", "uts"});
+    shell_spec(req.initSpec(), kRootfs, script, namespaces);
     auto p = req.getSpec().getProcess();
     p.setTerminal(terminal);
     p.getConsoleSize().setRows(24);
@@ -284,6 +288,30 @@ class Probe {
     auto ids_reply = sandbox_.listContainersRequest().send().wait(ws());
     auto ids = ids_reply.getIds();
     check(ids.size() == 0, "no container left behind by the refused specs", std::to_string(ids.size()) + " listed");
+  }
+
+  // Runs `script` to its end in a container without a pid namespace of its
+  // own (it sees the guest's processes); its output.
+  std::string run_in_guest_pid_namespace(const std::string& id, const std::string& script) {
+    std::string out;
+    auto c = create(id, script, out, false, false, {"mount"});
+    c.startRequest().send().wait(ws());
+    c.waitRequest().send().wait(ws());
+    io_.provider->getTimer().afterDelay(100 * kj::MILLISECONDS).wait(ws());  // the output's last write
+    c.removeRequest().send().wait(ws());
+    return out;
+  }
+
+  void orphans() {
+    // The subshell's child outlives it: orphaned, the kernel hands it to PID 1.
+    const std::string out = run_in_guest_pid_namespace("parent", "(sleep 1 & echo orphan=$!) ; exit 0");
+    const size_t at = out.find("orphan=");
+    check(at != std::string::npos, "a container left an orphan behind", "output '" + out + "'");
+    const std::string pid = out.substr(at + 7, out.find('\n', at) - at - 7);
+    io_.provider->getTimer().afterDelay(2500 * kj::MILLISECONDS).wait(ws());
+    const std::string look = run_in_guest_pid_namespace(
+        "look", "if [ -e /proc/" + pid + " ]; then echo state=$(grep State /proc/" + pid + "/status); else echo reaped; fi");
+    check(look.find("reaped") != std::string::npos, "PID 1 reaped orphan " + pid + " once it exited", "output '" + look + "'");
   }
 
   void blk_volume() {
