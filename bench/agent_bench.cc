@@ -250,25 +250,8 @@ void make_rootfs(const std::string& root) {
 // ---------------------------------------------------------------------------
 // Child processes
 
-// posix_spawn with stdin from /dev/null, stdout to `out_fd`, stderr to
-// `err_fd`; -1 with `error` set when it could not be spawned.
 pid_t spawn(const std::vector<std::string>& args, int out_fd, int err_fd, std::string& error) {
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-  posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
-  pid_t pid = -1;
-  int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
-    error = "spawn " + args[0] + ": " + std::strerror(rc);
-    return -1;
-  }
-  return pid;
+  return spawn_process(args, out_fd, err_fd, error);
 }
 
 // Runs a command to its end, stdout and stderr into `output`; its wait status.

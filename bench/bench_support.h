@@ -4,6 +4,8 @@
 // side of a split virtqueue with EVENT_IDX. Header-only, each bench is one
 // translation unit.
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/eventfd.h>
@@ -39,6 +41,28 @@ using Clock = std::chrono::steady_clock;
 
 // The message names the binary the way it was run, as each bench did with
 // its own name before.
+// posix_spawn of args[0] (a path) with stdin from /dev/null and stdout and
+// stderr onto `out_fd` and `err_fd`; -1 with `error` set when it could not be
+// spawned.
+inline pid_t spawn_process(const std::vector<std::string>& args, int out_fd, int err_fd, std::string& error) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+  posix_spawn_file_actions_adddup2(&fa, err_fd, 2);
+  pid_t pid = -1;
+  const int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) {
+    error = "spawn " + args[0] + ": " + std::strerror(rc);
+    return -1;
+  }
+  return pid;
+}
+
 [[noreturn]] inline void die(const std::string& what) {
   std::fprintf(stderr, "%s: %s\n", program_invocation_short_name, what.c_str());
   std::exit(1);

@@ -157,19 +157,9 @@ std::optional<Child> spawn(const std::vector<std::string>& args, std::string& er
     error = std::string("memfd_create: ") + std::strerror(errno);
     return std::nullopt;
   }
-  std::vector<char*> argv;
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, stdout_fd >= 0 ? stdout_fd : c.out_fd, 1);
-  posix_spawn_file_actions_adddup2(&fa, c.out_fd, 2);
-  int rc = posix_spawn(&c.pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) {
+  c.pid = spawn_process(args, stdout_fd >= 0 ? stdout_fd : c.out_fd, c.out_fd, error);
+  if (c.pid < 0) {
     ::close(c.out_fd);
-    error = "spawn " + args[0] + ": " + std::strerror(rc);
     return std::nullopt;
   }
   c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, c.pid, 0));
