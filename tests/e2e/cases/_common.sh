@@ -15,14 +15,26 @@ vm_pin() {
 # Boots a VM; the console goes to $WORK/console.txt, logs to $WORK/log.jsonl,
 # stderr to $WORK/stderr.txt, the exit status to $STATUS. $BOOT_PIN, when
 # set, prefixes the command (vm_pin).
+# A boot that hangs is killed (after $BOOT_SECONDS), so the case fails with
+# the console instead of holding the outer VM's command loop. Inside a VM
+# (the nested tier) a hung boot is killed after 60 s and booted once more,
+# said in the output: QEMU's emulated SVM now and then stalls a nested
+# multi-vCPU guest for good (an RCU stall on one vCPU in CI, with a48c175's
+# binaries too); with hardware KVM there is one try.
 boot() {
-  STATUS=0
-  rm -f "$WORK/console.txt" "$WORK/log.jsonl"  # skiff appends to both
-  # A boot that hangs is killed, so the case fails with the console instead
-  # of holding the outer VM's command loop.
-  timeout -s KILL "${BOOT_SECONDS:-120}" ${BOOT_PIN:-} "$SKIFF" boot --console "$WORK/console.txt" --log "$WORK/log.jsonl" "$@" \
-    2>"$WORK/stderr.txt" || STATUS=$?
-  [ "$STATUS" != 137 ] || echo "skiff boot killed after ${BOOT_SECONDS:-120} s" >> "$WORK/stderr.txt"
+  boot_tries=1 boot_seconds=${BOOT_SECONDS:-120}
+  if grep -q '^flags.* hypervisor' /proc/cpuinfo; then boot_tries=2 boot_seconds=${BOOT_SECONDS:-60}; fi
+  boot_try=1
+  while :; do
+    STATUS=0
+    rm -f "$WORK/console.txt" "$WORK/log.jsonl"  # skiff appends to both
+    timeout -s KILL "$boot_seconds" ${BOOT_PIN:-} "$SKIFF" boot --console "$WORK/console.txt" --log "$WORK/log.jsonl" "$@" \
+      2>"$WORK/stderr.txt" || STATUS=$?
+    [ "$STATUS" = 137 ] && [ "$boot_try" -lt "$boot_tries" ] || break
+    echo "boot try $boot_try hung in the nested tier (console ends: $(tail -c 100 "$WORK/console.txt" 2>/dev/null | tr -d '\n')); booting again"
+    boot_try=$((boot_try + 1))
+  done
+  [ "$STATUS" != 137 ] || echo "skiff boot killed after $boot_seconds s" >> "$WORK/stderr.txt"
 }
 
 fail() {
