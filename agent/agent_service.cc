@@ -222,7 +222,7 @@ kj::Promise<void> watch_oom(ContainerState& c, std::shared_ptr<Watchers> w) {
     char events[4096];
     while (::read(c.oom_inotify.get(), events, sizeof events) > 0) {
     }
-    const uint64_t kills = c.cgroup->stats().memory_oom_kills;
+    const uint64_t kills = c.cgroup->oom_kills();
     if (kills > c.oom_kills) {
       log_info("container OOM kill", {{"container", c.id}, {"oom_kills", std::to_string(kills)}});
       c.oom_kills = kills;
@@ -247,7 +247,7 @@ void start_oom_watch(kj::UnixEventPort& events, ContainerState& c, std::shared_p
   }
   c.oom_inotify = std::move(fd);
   c.oom_observer = kj::heap<kj::UnixEventPort::FdObserver>(events, c.oom_inotify.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ);
-  c.oom_kills = c.cgroup->stats().memory_oom_kills;
+  c.oom_kills = c.cgroup->oom_kills();
   c.oom_watch = watch_oom(c, kj::mv(w)).eagerlyEvaluate([](kj::Exception&&) {});
 }
 

@@ -156,7 +156,7 @@ CgroupStats Cgroup::stats() const {
   s.memory_current = std::strtoull(read_file(dir_ + "/memory.current").c_str(), nullptr, 10);
   const std::string max = read_file(dir_ + "/memory.max");
   s.memory_max = max.starts_with("max") ? 0 : std::strtoull(max.c_str(), nullptr, 10);
-  s.memory_oom_kills = keyed(read_file(dir_ + "/memory.events"), "oom_kill");
+  s.memory_oom_kills = oom_kills();
   s.pids_current = std::strtoull(read_file(dir_ + "/pids.current").c_str(), nullptr, 10);
   // io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N ..." per device.
   std::istringstream io(read_file(dir_ + "/io.stat"));
@@ -167,6 +167,8 @@ CgroupStats Cgroup::stats() const {
   }
   return s;
 }
+
+uint64_t Cgroup::oom_kills() const { return keyed(read_file(dir_ + "/memory.events"), "oom_kill"); }
 
 void Cgroup::remove(std::chrono::milliseconds timeout) const {
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -48,6 +48,8 @@ class Cgroup {
   // SIGKILL to every process in it (cgroup.kill where the kernel has it).
   void kill_all() const;
   CgroupStats stats() const;
+  // memory.events' oom_kill alone (what the OOM watch reads on each change).
+  uint64_t oom_kills() const;
   // rmdir, once its processes are gone (waits up to `timeout` for them).
   void remove(std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
 

@@ -78,16 +78,16 @@ rc::Gen<DeviceRuleSpec> gen_rule() {
 // Every instruction lies on some path from the first (the verifier's rule).
 bool all_reachable(const std::vector<bpf_insn>& p) {
   std::vector<bool> seen(p.size(), false);
-  std::vector<size_t> todo = {0};
-  while (!todo.empty()) {
-    const size_t pc = todo.back();
-    todo.pop_back();
+  std::vector<size_t> pending = {0};  // instructions a path reaches, not yet visited
+  while (!pending.empty()) {
+    const size_t pc = pending.back();
+    pending.pop_back();
     if (pc >= p.size() || seen[pc]) continue;
     seen[pc] = true;
     const uint8_t code = p[pc].code;
     if (code == (BPF_JMP | BPF_EXIT)) continue;
-    todo.push_back(pc + 1);
-    if ((code & 0x07) == BPF_JMP) todo.push_back(pc + 1 + p[pc].off);
+    pending.push_back(pc + 1);
+    if ((code & 0x07) == BPF_JMP) pending.push_back(pc + 1 + p[pc].off);
   }
   return std::find(seen.begin(), seen.end(), false) == seen.end();
 }
