@@ -86,6 +86,17 @@ void Logger::set_sandbox(std::string id) {
 
 std::string Logger::format(Level level, std::string_view component, std::string_view msg, const Fields& fields,
                            std::string_view container, std::string_view time) const {
+  if (text_) {
+    std::string line = std::string(time) + " " + std::string(to_string(level)) + " " + std::string(component);
+    if (!sandbox_.empty()) line += " sandbox=" + sandbox_;
+    if (!container.empty()) line += " container=" + std::string(container);
+    line += ": " + std::string(msg);
+    for (const auto& [key, value] : fields) {
+      const auto* text = std::get_if<std::string>(&value);
+      line += " " + key + "=" + (text ? *text : json_value(value));
+    }
+    return line + "\n";
+  }
   std::string line = "{\"time\":" + json_quote(time) + ",\"level\":" + json_quote(to_string(level)) +
                      ",\"component\":" + json_quote(component) + ",\"sandbox\":" + json_quote(sandbox_) +
                      ",\"container\":" + json_quote(container) + ",\"version\":" + json_quote(SKIFF_VERSION) +

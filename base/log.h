@@ -35,6 +35,9 @@ class Logger {
   void use_fd(int fd);
   void set_level(Level level) { level_ = level; }
   void set_sandbox(std::string id);
+  // Text lines for people (runc's --log-format text) instead of JSON:
+  //   <time> <level> <component> sandbox=<id> container=<id>: <msg> key=value...
+  void set_text(bool text) { text_ = text; }
   bool enabled(Level level) const { return fd_ >= 0 && level >= level_; }
 
   void write(Level level, std::string_view component, std::string_view msg, const Fields& fields = {},
@@ -48,11 +51,21 @@ class Logger {
   UniqueFd owned_;
   int fd_ = -1;
   Level level_ = Level::Info;
+  bool text_ = false;
   std::string sandbox_;
 };
 
 inline void info(std::string_view component, std::string_view msg, const Fields& fields = {}) {
   if (Logger::global().enabled(Level::Info)) Logger::global().write(Level::Info, component, msg, fields);
+}
+// A line about one container (the "container" key of the line).
+inline void container_info(std::string_view component, std::string_view container, std::string_view msg,
+                           const Fields& fields = {}) {
+  if (Logger::global().enabled(Level::Info)) Logger::global().write(Level::Info, component, msg, fields, container);
+}
+inline void container_warn(std::string_view component, std::string_view container, std::string_view msg,
+                           const Fields& fields = {}) {
+  if (Logger::global().enabled(Level::Warn)) Logger::global().write(Level::Warn, component, msg, fields, container);
 }
 inline void warn(std::string_view component, std::string_view msg, const Fields& fields = {}) {
   if (Logger::global().enabled(Level::Warn)) Logger::global().write(Level::Warn, component, msg, fields);

@@ -14,6 +14,8 @@ packages=(
   liburing-dev                         # io_uring backend of virtio-blk
   libcap-dev libseccomp-dev            # the guest agent: capability names, the OCI seccomp profile
   libjemalloc-dev                      # allocator linked into the binaries
+  nlohmann-json3-dev                   # OCI config.json, the state files (runtime/)
+  libtomlplusplus-dev                  # the runtime's TOML config (runtime/config)
   libgtest-dev libgmock-dev            # unit tests
   librapidcheck-dev                    # property tests
   clang libclang-rt-14-dev             # libFuzzer and sanitizers

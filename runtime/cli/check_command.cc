@@ -145,12 +145,4 @@ void add_check_command(CLI::App& app, int& status) {
   cmd->callback([opts, &status] { status = run_check(*opts); });
 }
 
-void add_version_command(CLI::App& app, int& status) {
-  auto* cmd = app.add_subcommand("version", "Print the version and commit");
-  cmd->callback([&status] {
-    std::printf("skiff %s (commit %s)\n", SKIFF_VERSION, SKIFF_COMMIT);
-    status = 0;
-  });
-}
-
 }  // namespace skiff::cli

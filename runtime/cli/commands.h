@@ -7,6 +7,10 @@ namespace skiff::cli {
 // returns the process exit status through `status`.
 void add_boot_command(CLI::App& app, int& status);
 void add_check_command(CLI::App& app, int& status);
-void add_version_command(CLI::App& app, int& status);
+struct GlobalOptions;
+// runc's commands (container_commands.cc) and spec, features, version,
+// sandbox-run (spec_commands.cc).
+void add_container_commands(CLI::App& app, GlobalOptions& globals, int& status);
+void add_spec_commands(CLI::App& app, GlobalOptions& globals, int& status);
 
 }  // namespace skiff::cli

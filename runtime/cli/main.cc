@@ -1,11 +1,14 @@
-// skiff: the Skiff command line. For now it boots a VM without an API
-// (`skiff boot`, like `firecracker --no-api` or `lkvm run`) and checks a host
-// (`skiff check`).
+// skiff: the Skiff command line. runc's commands and flags (create, start,
+// run, state, kill, delete, exec, list, pause, resume, ps, events, update,
+// spec, features, version; --root, --log, --log-format, --debug), each later
+// one a control API call to the container's sandbox process; plus `skiff
+// boot` (a VM without an API, like `firecracker --no-api`) and `skiff check`.
 #include <csignal>
 #include <cstdio>
 #include <exception>
 
 #include "runtime/cli/commands.h"
+#include "runtime/cli/global_options.h"
 
 int main(int argc, char** argv) {
   // A console reader that went away must not kill the VMM mid-write.
@@ -16,10 +19,19 @@ int main(int argc, char** argv) {
   app.failure_message([](const CLI::App*, const CLI::Error& e) {
     return std::string("skiff: error: ") + e.what() + " (see --help)\n";
   });
+  skiff::cli::GlobalOptions globals;
+  app.add_option("--root", globals.root, "state directory (default: the config's runtime.root, /run/skiff)");
+  app.add_option("--log", globals.log, "write logs to this file (default: none for the CLI; <root>/<id>/sandbox.log for a sandbox)");
+  app.add_option("--log-format", globals.log_format, "text or json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  app.add_flag("--debug", globals.debug, "debug-level logs");
+  app.add_option("--config", globals.config, "runtime configuration (TOML; default /etc/skiff/config.toml if present)");
+  // Global flags after the command too (`skiff state --root R id`).
+  app.fallthrough();
   int status = 0;
   skiff::cli::add_boot_command(app, status);
   skiff::cli::add_check_command(app, status);
-  skiff::cli::add_version_command(app, status);
+  skiff::cli::add_container_commands(app, globals, status);
+  skiff::cli::add_spec_commands(app, globals, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

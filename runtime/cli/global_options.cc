@@ -1,0 +1,28 @@
+#include "runtime/cli/global_options.h"
+
+#include <unistd.h>
+
+#include "base/log.h"
+
+namespace skiff::cli {
+
+const runtime::RuntimeConfig& GlobalOptions::runtime_config() {
+  if (!config_) {
+    auto defaults = runtime::default_config(SKIFF_DEFAULT_KERNEL, SKIFF_DEFAULT_INITRD);
+    config_ = std::make_shared<runtime::RuntimeConfig>(
+        runtime::load_config(config.empty() ? "/etc/skiff/config.toml" : config, !config.empty(), defaults));
+  }
+  return *config_;
+}
+
+std::string GlobalOptions::state_root() { return root.empty() ? runtime_config().runtime.root : root; }
+
+void GlobalOptions::set_up_logging(const std::string& container_id) {
+  auto& logger = log::Logger::global();
+  logger.set_text(log_format == "text");
+  logger.set_level(debug ? log::Level::Debug : log::Level::Info);
+  logger.set_sandbox(container_id);
+  if (!log.empty()) logger.open_file(log);
+}
+
+}  // namespace skiff::cli

@@ -1,0 +1,51 @@
+#pragma once
+// What the runtime needs of a VMM (Kata's Hypervisor interface, cut to what
+// a sandbox uses): boot a machine from plain data, pause, resume, stop, wait
+// for its end, add and remove devices, and open a stream to a guest vsock
+// port. The one implementation today is the VMM linked into this process
+// (vmm_hypervisor.h); another VMM would plug in here, and the runtime's tests
+// drive the sandbox through a fake one.
+#include <cstdint>
+#include <string>
+
+#include "base/unique_fd.h"
+#include "vmm/device_config.h"
+#include "vmm/vm_config.h"
+#include "vmm/vm_exit.h"
+
+namespace skiff::runtime {
+
+struct HypervisorCapabilities {
+  bool pause = false;           // every vCPU stopped and started again
+  bool device_hotplug = false;  // add_device/remove_device while the guest runs
+  bool shared_fs = false;       // virtio-fs shares
+  bool dax = false;             // a DAX window for a share
+  bool block_devices = false;   // virtio-blk
+};
+
+class Hypervisor {
+ public:
+  virtual ~Hypervisor() = default;
+  virtual std::string name() const = 0;
+  virtual HypervisorCapabilities capabilities() const = 0;
+
+  // Builds the machine and starts its vCPUs. Throws ConfigError or
+  // std::system_error with one line saying what failed.
+  virtual void boot(const VmConfig& config) = 0;
+  virtual void pause() = 0;
+  virtual void resume() = 0;
+  // Ends the VM (a no-op once it has ended).
+  virtual void stop() = 0;
+  // Blocks until the VM has ended; call it from a thread of its own.
+  virtual VmExit wait() = 0;
+
+  virtual void add_device(const DeviceConfig& device) = 0;
+  virtual bool remove_device(const std::string& id) = 0;
+
+  // One end of a stream to guest vsock port `port`: it reads "OK <port>\n"
+  // once the guest has accepted, then the guest's bytes; EOF if the guest
+  // refuses (nothing listens there yet).
+  virtual UniqueFd connect_vsock(uint32_t port) = 0;
+};
+
+}  // namespace skiff::runtime

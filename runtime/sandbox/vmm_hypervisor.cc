@@ -1,0 +1,57 @@
+#include "runtime/sandbox/vmm_hypervisor.h"
+
+#include <sys/socket.h>
+
+#include <stdexcept>
+
+#include "base/sys_error.h"
+#include "virtio/vsock/vsock_device.h"
+#include "vmm/machine.h"
+
+namespace skiff::runtime {
+
+VmmHypervisor::VmmHypervisor() = default;
+VmmHypervisor::~VmmHypervisor() = default;
+
+HypervisorCapabilities VmmHypervisor::capabilities() const {
+  HypervisorCapabilities c;
+  c.pause = true;
+  c.device_hotplug = true;
+  c.shared_fs = true;
+  c.dax = true;
+  c.block_devices = true;
+  return c;
+}
+
+Machine& VmmHypervisor::machine() const {
+  if (!machine_) throw std::logic_error("the VM has not been booted");
+  return *machine_;
+}
+
+void VmmHypervisor::boot(const VmConfig& config) {
+  if (machine_) throw std::logic_error("the VM was booted already");
+  machine_ = std::make_unique<Machine>(config);
+  machine_->start();
+}
+
+void VmmHypervisor::pause() { machine().pause(); }
+void VmmHypervisor::resume() { machine().resume(); }
+void VmmHypervisor::stop() {
+  if (machine_) machine_->stop();
+}
+VmExit VmmHypervisor::wait() { return machine().wait(); }
+void VmmHypervisor::add_device(const DeviceConfig& device) { machine().add_device(device); }
+bool VmmHypervisor::remove_device(const std::string& id) { return machine().remove_device(id); }
+
+UniqueFd VmmHypervisor::connect_vsock(uint32_t port) {
+  auto vsock = machine().vsock();
+  if (!vsock) throw std::runtime_error("the VM has no vsock device");
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) throw_errno("socketpair for the guest's vsock port");
+  UniqueFd ours(pair[0]), device_end(pair[1]);
+  if (!vsock->connect_stream(port, std::move(device_end), true))
+    throw std::runtime_error("vsock: too many connections to the guest");
+  return ours;
+}
+
+}  // namespace skiff::runtime

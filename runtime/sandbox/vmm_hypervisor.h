@@ -1,0 +1,36 @@
+#pragma once
+// The Hypervisor of a sandbox: Skiff's own VMM (skiff::Machine) in this
+// process, no hypervisor process and no IPC.
+#include <memory>
+#include <mutex>
+
+#include "runtime/sandbox/hypervisor.h"
+
+namespace skiff {
+class Machine;
+}
+
+namespace skiff::runtime {
+
+class VmmHypervisor final : public Hypervisor {
+ public:
+  VmmHypervisor();
+  ~VmmHypervisor() override;
+
+  std::string name() const override { return "skiff-vmm"; }
+  HypervisorCapabilities capabilities() const override;
+  void boot(const VmConfig& config) override;
+  void pause() override;
+  void resume() override;
+  void stop() override;
+  VmExit wait() override;
+  void add_device(const DeviceConfig& device) override;
+  bool remove_device(const std::string& id) override;
+  UniqueFd connect_vsock(uint32_t port) override;
+
+ private:
+  Machine& machine() const;
+  std::unique_ptr<Machine> machine_;
+};
+
+}  // namespace skiff::runtime

@@ -1,0 +1,257 @@
+// The control API end to end, without a VM: a real Sandbox and ControlServer
+// on a KJ loop of their own, the real agent code as the "guest"
+// (HostAgentHypervisor), and the test as a client over the Unix socket with
+// real Cap'n Proto RPC. Containers run on this host in fresh namespaces on a
+// busybox-static rootfs (root needed, as the agent's own tests).
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <capnp/rpc-twoparty.h>
+#include <gtest/gtest.h>
+#include <kj/async-unix.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "base/log.h"
+#include "runtime/control/control_client.h"
+#include "runtime/control/control_server.h"
+#include "runtime/sandbox/sandbox.h"
+#include "tests/agent/agent_test_support.h"
+#include "tests/runtime/sandbox/host_agent_hypervisor.h"
+
+namespace skiff::runtime {
+namespace {
+
+using agent::testing::BusyboxRootfs;
+using agent::testing::Collector;
+
+class ControlApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (containers in namespaces, bind mounts), as runc's tests";
+    char tmpl[] = "/tmp/skiff-control-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    socket_ = dir_ + "/control.sock";
+    if (std::getenv("SKIFF_TEST_LOG")) log::Logger::global().use_fd(STDERR_FILENO);
+    server_ = std::thread([this] { serve(); });
+    ASSERT_EQ(ready_.get_future().wait_for(std::chrono::seconds(30)), std::future_status::ready);
+    ASSERT_TRUE(started_ok_) << start_error_;
+    client_ = std::make_unique<ControlClient>(socket_);
+  }
+
+  void TearDown() override {
+    if (!server_.joinable()) return;
+    if (client_ && !shut_down_) {
+      try {
+        client_->shutdown_sandbox();
+      } catch (const std::exception&) {
+      }
+    }
+    client_.reset();
+    server_.join();
+    std::system(("umount -R " + dir_ + "/share 2>/dev/null; rm -rf " + dir_).c_str());
+  }
+
+  // The sandbox process's part, on its own thread and loop, until shutdown.
+  void serve() {
+    auto io = kj::setupAsyncIo();
+    testing::HostAgentHypervisor hv(dir_ + "/agent.sock");
+    Sandbox::Settings settings;
+    settings.id = "sb1";
+    settings.state_dir = dir_;
+    settings.config = default_config("/nonexistent/kernel", "");
+    settings.config.hypervisor.boot_timeout_ms = 10000;
+    settings.sizing = {1, 1, 128, ""};
+    {
+      Sandbox sandbox(io, hv, settings);
+      try {
+        sandbox.start().wait(io.waitScope);
+        started_ok_ = true;
+      } catch (const kj::Exception& e) {
+        start_error_ = std::string(e.getDescription().cStr()) + " (agent process status " + std::to_string(hv.exit_status) + ")";
+      }
+      auto done = kj::newPromiseAndFulfiller<void>();
+      auto* fulfiller = done.fulfiller.get();
+      std::unique_ptr<ControlServer> server;
+      if (started_ok_)
+        server = std::make_unique<ControlServer>(io, socket_, make_control_sandbox(sandbox, [fulfiller] { fulfiller->fulfill(); }));
+      ready_.set_value();
+      if (started_ok_) done.promise.wait(io.waitScope);
+    }
+  }
+
+  // A bundle whose process runs `script` under sh on the busybox rootfs.
+  std::string bundle(const std::string& name, const std::string& script) {
+    const std::string b = dir_ + "/" + name;
+    std::filesystem::create_directories(b);
+    nlohmann::json spec = {
+        {"ociVersion", "1.0.2"},
+        {"process", {{"args", {"sh", "-c", script}}, {"cwd", "/"}, {"env", {"PATH=/bin"}}}},
+        {"root", {{"path", rootfs_.root()}}},
+        {"hostname", "ctl"},
+        {"mounts", {{{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}}}},
+        {"linux", {{"namespaces", {{{"type", "pid"}}, {{"type", "mount"}}, {{"type", "ipc"}}, {{"type", "uts"}}}}}}};
+    std::ofstream(b + "/config.json") << spec.dump();
+    return b;
+  }
+
+  api::control::Container::Client create(const std::string& id, const std::string& bundle_dir, std::string& out) {
+    auto req = client_->sandbox().createContainerRequest();
+    req.setId(id);
+    req.setBundle(bundle_dir);
+    req.initStdio().setStdout(kj::heap<Collector>(out));
+    req.getStdio().setStderr(kj::heap<Collector>(out));
+    return req.send().getContainer();
+  }
+
+  std::string error_of(kj::Promise<void>&& p) {
+    try {
+      client_->wait(kj::mv(p));
+    } catch (const ControlCallError& e) {
+      return e.what();
+    }
+    return "(no error)";
+  }
+
+  std::string dir_, socket_;
+  BusyboxRootfs rootfs_;
+  std::thread server_;
+  std::promise<void> ready_;
+  bool started_ok_ = false, shut_down_ = false;
+  std::string start_error_;
+  std::unique_ptr<ControlClient> client_;
+};
+
+TEST_F(ControlApiTest, CreateStartWaitPipelinedInOneRoundTrip) {
+  std::string out;
+  auto c = create("echo", bundle("b1", "echo hello from $(hostname); exit 3"), out);
+  auto started = c.startRequest().send();
+  auto waited = c.waitRequest().send();
+  auto status = client_->wait(kj::mv(waited));
+  EXPECT_EQ(status.getStatus().getCode(), 3);
+  client_->wait(kj::mv(started));
+  EXPECT_NE(out.find("hello from ctl"), std::string::npos) << out;
+  auto info = client_->wait(c.infoRequest().send());
+  EXPECT_EQ(std::string(info.getInfo().getStatus().cStr()), "stopped");
+  EXPECT_TRUE(info.getInfo().getHasExit());
+  EXPECT_EQ(info.getInfo().getExit().getCode(), 3);
+  EXPECT_EQ(info.getInfo().getPid(), static_cast<uint32_t>(::getpid()));
+}
+
+TEST_F(ControlApiTest, BadCallsAnswerOneClearLine) {
+  auto missing = client_->sandbox().containerRequest();
+  missing.setId("nope");
+  EXPECT_NE(error_of(missing.send().getContainer().infoRequest().send().ignoreResult()).find("container \"nope\" does not exist"),
+            std::string::npos);
+
+  std::string out;
+  auto bad = client_->sandbox().createContainerRequest();
+  bad.setId("bad");
+  bad.setBundle(dir_ + "/no-such-bundle");
+  EXPECT_NE(error_of(bad.send().ignoreResult()).find("config.json"), std::string::npos);
+
+  auto bad_id = client_->sandbox().createContainerRequest();
+  bad_id.setId("../escape");
+  bad_id.setBundle(bundle("b2", "true"));
+  EXPECT_NE(error_of(bad_id.send().ignoreResult()).find("not a valid name"), std::string::npos);
+
+  auto c = create("twice", bundle("b3", "true"), out);
+  client_->wait(c.startRequest().send().ignoreResult());
+  client_->wait(c.waitRequest().send().ignoreResult());
+  EXPECT_NE(error_of(c.startRequest().send().ignoreResult()).find("is stopped, not created"), std::string::npos);
+  auto kill = c.killRequest();
+  kill.setSignal(15);
+  EXPECT_NE(error_of(kill.send().ignoreResult()).find("is not running"), std::string::npos);
+  auto dup = client_->sandbox().createContainerRequest();
+  dup.setId("twice");
+  dup.setBundle(bundle("b4", "true"));
+  EXPECT_NE(error_of(dup.send().ignoreResult()).find("already exists"), std::string::npos);
+}
+
+TEST_F(ControlApiTest, ExecKillAndDeleteARunningContainer) {
+  std::string out;
+  auto c = create("sleeper", bundle("b5", "trap 'exit 9' TERM; echo up; while :; do sleep 0.05; done"), out);
+  client_->wait(c.startRequest().send().ignoreResult());
+  for (int i = 0; i < 200 && out.find("up") == std::string::npos; ++i)
+    client_->wait(client_->io().provider->getTimer().afterDelay(20 * kj::MILLISECONDS));
+
+  std::string exec_out;
+  auto ex = c.execRequest();
+  ex.setExecId("e1");
+  auto args = ex.initProcess().initArgs(3);
+  args.set(0, "sh");
+  args.set(1, "-c");
+  args.set(2, "echo exec sees $(cat /proc/1/comm)");
+  ex.getProcess().setCwd("/");
+  ex.getProcess().initEnv(1).set(0, "PATH=/bin");
+  ex.initStdio().setStdout(kj::heap<Collector>(exec_out));
+  auto proc = client_->wait(ex.send()).getProcess();
+  EXPECT_EQ(client_->wait(proc.waitRequest().send()).getStatus().getCode(), 0);
+  EXPECT_NE(exec_out.find("exec sees sh"), std::string::npos) << exec_out;
+
+  auto ps = client_->wait(c.psRequest().send());
+  EXPECT_GE(ps.getPids().size(), 1u);
+
+  auto del = c.deleteRequest();
+  EXPECT_NE(error_of(del.send().ignoreResult()).find("that is not stopped: running"), std::string::npos);
+
+  auto kill = c.killRequest();
+  kill.setSignal(15);
+  client_->wait(kill.send().ignoreResult());
+  EXPECT_EQ(client_->wait(c.waitRequest().send()).getStatus().getCode(), 9);
+  client_->wait(c.deleteRequest().send().ignoreResult());
+  auto list = client_->wait(client_->sandbox().listContainersRequest().send());
+  EXPECT_EQ(list.getContainers().size(), 0u);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/share/sleeper")) << "the container's share is gone with it";
+}
+
+class EventRecorder final : public api::control::EventSink::Server {
+ public:
+  explicit EventRecorder(std::vector<std::string>& into) : into_(into) {}
+  kj::Promise<void> event(EventContext ctx) override {
+    auto e = ctx.getParams().getEvent();
+    into_.push_back(std::string(e.getType().cStr()) + ":" + e.getContainerId().cStr() + ":" + std::to_string(e.getExit().getCode()));
+    return kj::READY_NOW;
+  }
+
+ private:
+  std::vector<std::string>& into_;
+};
+
+TEST_F(ControlApiTest, EventsReportExitsWhileSubscribed) {
+  std::vector<std::string> events;
+  auto sub_req = client_->sandbox().eventsRequest();
+  sub_req.setSink(kj::heap<EventRecorder>(events));
+  auto sub = client_->wait(sub_req.send()).getSubscription();
+  std::string out;
+  auto c = create("short", bundle("b6", "exit 4"), out);
+  client_->wait(c.startRequest().send().ignoreResult());
+  client_->wait(c.waitRequest().send().ignoreResult());
+  for (int i = 0; i < 100 && events.empty(); ++i)
+    client_->wait(client_->io().provider->getTimer().afterDelay(10 * kj::MILLISECONDS));
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back(), "exit:short:4");
+}
+
+TEST_F(ControlApiTest, PingAndInfoAndShutdown) {
+  auto ping = client_->wait(client_->sandbox().pingRequest().send());
+  EXPECT_EQ(ping.getApiVersion(), api::control::CONTROL_API_VERSION);
+  auto info = client_->wait(client_->sandbox().infoRequest().send());
+  EXPECT_EQ(std::string(info.getInfo().getId().cStr()), "sb1");
+  EXPECT_EQ(std::string(info.getInfo().getState().cStr()), "running");
+  EXPECT_FALSE(std::string(info.getInfo().getAgentVersion().cStr()).empty());
+  client_->shutdown_sandbox();
+  shut_down_ = true;
+  client_.reset();
+  server_.join();
+  EXPECT_FALSE(std::filesystem::exists(socket_)) << "the control socket goes with the server";
+}
+
+}  // namespace
+}  // namespace skiff::runtime
