@@ -490,6 +490,9 @@ class SandboxImpl final : public api::Sandbox::Server {
       const std::string driver = text(st.getDriver()), mp = text(st.getMountPoint()), src = text(st.getSource());
       std::string data;
       for (auto o : st.getOptions()) data += (data.empty() ? "" : ",") + text(o);
+      // Its parents too (/run/skiff/shared: the runtime's place, not a fixed one).
+      for (size_t slash = mp.find('/', 1); slash != std::string::npos; slash = mp.find('/', slash + 1))
+        ::mkdir(mp.substr(0, slash).c_str(), 0755);
       ::mkdir(mp.c_str(), 0755);
       const std::string type = driver == "virtiofs" ? "virtiofs" : text(st.getFsType());
       if (::mount(src.c_str(), mp.c_str(), type.c_str(), 0, data.empty() ? nullptr : data.c_str()) != 0)

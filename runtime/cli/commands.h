@@ -1,6 +1,9 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <string>
+#include <vector>
+
 namespace skiff::cli {
 
 // Each adds its subcommand to `app`; the callback runs the command and
@@ -12,5 +15,8 @@ struct GlobalOptions;
 // sandbox-run (spec_commands.cc).
 void add_container_commands(CLI::App& app, GlobalOptions& globals, int& status);
 void add_spec_commands(CLI::App& app, GlobalOptions& globals, int& status);
+// argv with "--" put after `exec`'s container id: the command that follows
+// keeps its own flags (`skiff exec ID sh -c ...`), as runc parses it.
+std::vector<std::string> exec_separator(std::vector<std::string> args);
 
 }  // namespace skiff::cli

@@ -190,19 +190,19 @@ int run_container(GlobalOptions& g, CreateOptions& o, bool start_too) {
   if (!start_too) return 0;
 
   StateStore store(g.state_root());
-  auto st = load_state(store, o.id);
-  auto client = connect(st);
-  auto container = client->container(o.id);
-  client->wait(container.startRequest().send().ignoreResult());
-  if (o.detach) return 0;
-  // Foreground: the container's exit status is ours; then it is deleted, as runc run does.
   int code = 255;
   {
+    // Every capability goes before its client's event loop does.
+    auto st = load_state(store, o.id);
+    auto client = connect(st);
+    auto container = client->container(o.id);
+    client->wait(container.startRequest().send().ignoreResult());
+    if (o.detach) return 0;
+    // Foreground: the container's exit status is ours; then it is deleted, as runc run does.
     kj::Promise<int> waited = container.waitRequest().send().then([](auto r) { return r.getStatus().getCode(); });
     code = client->wait(kj::mv(waited));
   }
   proxy.reset();
-  client.reset();
   auto now = load_state(store, o.id);
   delete_container(store, now, true);
   return code;
@@ -360,6 +360,29 @@ int parse_duration_s(const std::string& s) {
 
 }  // namespace
 
+std::vector<std::string> exec_separator(std::vector<std::string> args) {
+  auto takes_value = [](const std::string& a, std::initializer_list<const char*> names) {
+    if (a.find('=') != std::string::npos) return false;
+    for (const char* n : names)
+      if (a == n) return true;
+    return false;
+  };
+  size_t i = 1;
+  for (; i < args.size() && args[i].starts_with("-"); ++i)
+    if (takes_value(args[i], {"--root", "--log", "--log-format", "--config"})) ++i;
+  if (i >= args.size() || args[i] != "exec") return args;
+  for (++i; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--") return args;
+    if (!a.starts_with("-")) break;  // the id
+    if (takes_value(a, {"--process", "-p", "--console-socket", "--pid-file", "--cwd", "--env", "-e", "--user", "-u",
+                        "--additional-gids", "-g", "--cap", "-c", "--exec-id", "--root", "--log", "--log-format", "--config"}))
+      ++i;
+  }
+  if (i + 1 < args.size() && args[i + 1] != "--") args.insert(args.begin() + static_cast<long>(i) + 1, "--");
+  return args;
+}
+
 void add_container_commands(CLI::App& app, GlobalOptions& g, int& status) {
   {
     auto o = std::make_shared<CreateOptions>();
@@ -467,8 +490,9 @@ void add_container_commands(CLI::App& app, GlobalOptions& g, int& status) {
     cmd->add_flag("--detach,-d", o->detach, "do not wait for the process (its output is discarded unless it has a terminal)");
     cmd->add_option("--exec-id", o->exec_id, "name of the exec (default: exec-<pid>-<n>)");
     cmd->add_option("id", o->id, "container id")->required();
+    // main() puts "--" after the id (exec_separator), so the command's own
+    // flags stay its own, as with runc.
     cmd->add_option("command", o->args, "command and arguments");
-    cmd->prefix_command(false);
     cmd->callback([&g, &status, o] { status = run_exec(g, *o); });
   }
   {

@@ -3,6 +3,7 @@
 // spec, features, version; --root, --log, --log-format, --debug), each later
 // one a control API call to the container's sandbox process; plus `skiff
 // boot` (a VM without an API, like `firecracker --no-api`) and `skiff check`.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <exception>
@@ -33,7 +34,10 @@ int main(int argc, char** argv) {
   skiff::cli::add_container_commands(app, globals, status);
   skiff::cli::add_spec_commands(app, globals, status);
   try {
-    app.parse(argc, argv);
+    auto args = skiff::cli::exec_separator(std::vector<std::string>(argv, argv + argc));
+    args.erase(args.begin());  // CLI11 takes the arguments without the program name, last first
+    std::reverse(args.begin(), args.end());
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     // --help and --version are "errors" with status 0; real usage errors get 2.
     return app.exit(e) == 0 ? 0 : 2;
