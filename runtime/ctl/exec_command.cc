@@ -107,7 +107,7 @@ int run_exec(const std::string& root, const ExecOptions& o) {
   std::unique_ptr<FdInputPump> input;
   if (!receiver) {
     auto stream = client->wait(proc.stdinRequest().send()).getStream();
-    input = std::make_unique<FdInputPump>(UniqueFd(::dup(STDIN_FILENO)), stream);
+    (void)stream;
   }
   const int code = client->wait(proc.waitRequest().send()).getStatus().getCode();
   proxy.reset();  // the terminal back as it was before anything is printed

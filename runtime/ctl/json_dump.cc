@@ -26,7 +26,11 @@ nlohmann::ordered_json capnp_to_json(capnp::DynamicStruct::Reader value) {
         continue;  // a discriminant this schema does not know (a newer writer)
       }
     }
-    out[std::string(field.getProto().getName().cStr())] = capnp_value_to_json(value.get(field));
+    const std::string name = field.getProto().getName().cStr();
+    // A null capability is no capability (calls on it fail), unlike a null
+    // Text or list, which reads as an empty one.
+    if (field.getType().isInterface() && !value.has(field)) out[name] = nullptr;
+    else out[name] = capnp_value_to_json(value.get(field));
   }
   return out;
 }

@@ -19,7 +19,8 @@ namespace skiff::runtime::ctl {
 // getters read it. Lists: arrays. Enums: the enumerant's name (a number the
 // schema does not know: that number). Data: base64 (RFC 4648, padded). Void:
 // null. 64-bit integers exact. NaN and the infinities: "NaN", "Infinity",
-// "-Infinity" (JSON has no such numbers). Capabilities: "<capability>".
+// "-Infinity" (JSON has no such numbers). Capabilities: "<capability>"
+// (a null capability field: null).
 // AnyPointer: null, or "<pointer>" if set.
 nlohmann::ordered_json capnp_to_json(capnp::DynamicStruct::Reader value);
 nlohmann::ordered_json capnp_value_to_json(const capnp::DynamicValue::Reader& value);

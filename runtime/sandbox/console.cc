@@ -65,23 +65,22 @@ kj::Promise<void> forward_window_size(kj::Timer& timer, int slave_fd, api::Proce
     kj::Timer& timer;
     int fd;
     api::Process::Client process;
-    winsize last{};
+    winsize last{};  // 0x0: the first size seen, the receiver's, is sent at once
     kj::Promise<void> tick() {
-      return timer.afterDelay(100 * kj::MILLISECONDS).then([this]() -> kj::Promise<void> {
-        winsize ws{};
-        if (::ioctl(fd, TIOCGWINSZ, &ws) != 0) return kj::READY_NOW;  // the pty is gone
-        if (ws.ws_row == last.ws_row && ws.ws_col == last.ws_col) return tick();
+      winsize ws{};
+      if (::ioctl(fd, TIOCGWINSZ, &ws) != 0) return kj::READY_NOW;  // the pty is gone
+      kj::Promise<void> sent = kj::READY_NOW;
+      if (ws.ws_row != last.ws_row || ws.ws_col != last.ws_col) {
         last = ws;
         auto req = process.resizeTerminalRequest();
         req.getSize().setRows(ws.ws_row);
         req.getSize().setCols(ws.ws_col);
-        return req.send().then([this](auto) { return tick(); });
-      });
+        sent = req.send().ignoreResult();
+      }
+      return sent.then([this] { return timer.afterDelay(100 * kj::MILLISECONDS); }).then([this] { return tick(); });
     }
   };
   auto loop = kj::heap<Loop>(Loop{timer, slave_fd, kj::mv(process), {}});
-  winsize ws{};
-  if (::ioctl(slave_fd, TIOCGWINSZ, &ws) == 0) loop->last = ws;
   auto p = loop->tick();
   return p.attach(kj::mv(loop));
 }
