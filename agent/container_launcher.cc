@@ -105,8 +105,12 @@ void do_mount(int root, const MountSpec& m) {
   const std::string t = proc_fd(target);
   if (m.bind)
     must(::mount(m.source.c_str(), t.c_str(), nullptr, MS_BIND | (m.recursive_bind ? MS_REC : 0), nullptr) == 0, step);
-  else
-    must(::mount(m.source.c_str(), t.c_str(), m.type.c_str(), m.flags, m.data.empty() ? nullptr : m.data.c_str()) == 0, step);
+  else {
+    // The guest has cgroup v2 alone: a "cgroup" mount (runc's default spec
+    // has one) is the unified hierarchy, as runc mounts it on such hosts.
+    const std::string type = m.type == "cgroup" ? "cgroup2" : m.type;
+    must(::mount(m.source.c_str(), t.c_str(), type.c_str(), m.flags, m.data.empty() ? nullptr : m.data.c_str()) == 0, step);
+  }
   ::close(target);
   const bool remount = m.bind && (m.flags & ~MS_REC);
   if (!remount && !m.propagation) return;
@@ -266,8 +270,12 @@ void set_capabilities(const CapabilitySets& caps) {
   }
   must(::syscall(SYS_capset, &hdr, data) == 0, "set capabilities");
   must(::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == 0, "clear ambient capabilities");
+  // The kernel raises an ambient capability only if it is permitted and
+  // inheritable; runc's own default spec lists ambient ones it does not make
+  // inheritable, and runc goes on without them (it warns): so do we.
+  const uint64_t raisable = caps.ambient & caps.permitted & caps.inheritable;
   for (int c = 0; c <= CAP_LAST_CAP; ++c)
-    if (caps.ambient >> c & 1)
+    if (raisable >> c & 1)
       must(::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) == 0, "raise ambient capability " + std::to_string(c));
 }
 

@@ -400,6 +400,15 @@ CgroupResources cgroup_resources(api::Resources::Reader r, const std::string& wh
     if (d.getMajor() < -1 || d.getMinor() < -1) fail(at(where + ".devices", i), "major and minor are -1 (any) or a number");
     out.devices.push_back({d.getAllow(), type[0], d.getMajor(), d.getMinor(), access});
   }
+  // As runc (libcontainer/specconv's AllowedDevices, after the spec's rules):
+  // a container keeps mknod and its default devices whatever the rules say,
+  // so a spec that denies all (runc's default one does) still has /dev/null.
+  static const DeviceRuleSpec kAllowed[] = {
+      {true, 'c', -1, -1, "m"},  {true, 'b', -1, -1, "m"},   {true, 'c', 1, 3, "rwm"},   {true, 'c', 1, 8, "rwm"},
+      {true, 'c', 1, 7, "rwm"},  {true, 'c', 5, 0, "rwm"},   {true, 'c', 1, 5, "rwm"},   {true, 'c', 1, 9, "rwm"},
+      {true, 'c', 136, -1, "rwm"}, {true, 'c', 5, 2, "rwm"}, {true, 'c', 10, 200, "rwm"},
+  };
+  if (!out.devices.empty()) out.devices.insert(out.devices.end(), std::begin(kAllowed), std::end(kAllowed));
   const auto mem = r.getMemory();
   out.memory_limit = mem.getLimit();
   out.memory_reservation = mem.getReservation();

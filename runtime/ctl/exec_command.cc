@@ -12,6 +12,7 @@
 #include "base/config_error.h"
 #include "runtime/cli/terminal_proxy.h"
 #include "runtime/ctl/sandboxes.h"
+#include "runtime/ctl/stdin_forwarder.h"
 #include "runtime/oci/oci_spec.h"
 #include "runtime/sandbox/stdio_streams.h"
 
@@ -104,10 +105,10 @@ int run_exec(const std::string& root, const ExecOptions& o) {
   auto proc = client->wait(req.send()).getProcess();
   std::unique_ptr<cli::TerminalProxy> proxy;
   if (receiver) proxy = std::make_unique<cli::TerminalProxy>(receiver->receive(5000));
-  std::unique_ptr<FdInputPump> input;
+  std::unique_ptr<StdinForwarder> input;  // destroyed before the client, on its loop
   if (!receiver) {
     auto stream = client->wait(proc.stdinRequest().send()).getStream();
-    (void)stream;
+    input = std::make_unique<StdinForwarder>(client->io(), UniqueFd(::dup(STDIN_FILENO)), kj::mv(stream));
   }
   const int code = client->wait(proc.waitRequest().send()).getStatus().getCode();
   proxy.reset();  // the terminal back as it was before anything is printed

@@ -331,7 +331,10 @@ TEST(ContainerSpec, TheFuzzSeedsAreAcceptedAndRefusedAsNamed) {
   EXPECT_TRUE(g.has_namespace(CLONE_NEWNET));
   EXPECT_EQ(g.resources.memory_limit, 268435456);
   EXPECT_TRUE(g.ignored.empty());
-  EXPECT_EQ(g.resources.devices.size(), 2u);
+  // The seed's two rules, then runc's eleven always-allowed ones (mknod, /dev/null, ...).
+  ASSERT_EQ(g.resources.devices.size(), 13u);
+  EXPECT_TRUE(g.resources.devices[2].allow && g.resources.devices[2].access == "m");
+  EXPECT_TRUE(g.resources.devices[4].allow && g.resources.devices[4].major == 1 && g.resources.devices[4].minor == 3);
   const ContainerConfig s = check(seccomp);
   ASSERT_TRUE(s.seccomp);
   EXPECT_EQ(s.seccomp->rules.size(), 3u);

@@ -32,6 +32,7 @@
 #include "runtime/ctl/json_dump.h"
 #include "runtime/ctl/latency.h"
 #include "runtime/ctl/raw_call.h"
+#include "runtime/sandbox/console.h"
 #include "runtime/state/state_store.h"
 
 namespace skiff::runtime::ctl {
@@ -377,15 +378,15 @@ TEST(ExecProcess, BadFlagsAreOneLineEach) {
 
 // ---- the command line ----
 
-struct Run {
+struct CliResult {
   int status = -1;
   std::string out, err;
 };
 
-Run skiffctl(std::vector<std::string> args) {
+CliResult skiffctl(std::vector<std::string> args) {
   std::vector<const char*> argv{"skiffctl"};
   for (const auto& a : args) argv.push_back(a.c_str());
-  Run r;
+  CliResult r;
   testing::internal::CaptureStdout();
   testing::internal::CaptureStderr();
   r.status = run_skiffctl(static_cast<int>(argv.size()), argv.data());
@@ -493,7 +494,8 @@ struct Calls {
   int signal = 0;
   bool all = false;
   std::vector<std::string> exec_args, exec_env;
-  std::string exec_cwd;
+  std::string exec_cwd, stdin_bytes;
+  bool exec_terminal = false;
   void add(const std::string& what) {
     std::lock_guard<std::mutex> l(mu);
     log.push_back(what);
@@ -507,22 +509,46 @@ void fill_container(api::control::ContainerInfo::Builder c, const std::string& b
   c.setGuestPid(1);
 }
 
+// Its stdin is recorded; it "exits" (status 7) once its stdin has ended, or
+// at once with a terminal, where stdin is the pty.
 class FakeProcess final : public api::Process::Server {
  public:
+  FakeProcess(Calls& calls, bool terminal) : calls_(calls) {
+    auto paf = kj::newPromiseAndFulfiller<void>();
+    stdin_ended_ = paf.promise.fork();
+    fulfiller_ = kj::mv(paf.fulfiller);
+    if (terminal) fulfiller_->fulfill();
+  }
   kj::Promise<void> stdin(StdinContext ctx) override {
-    ctx.getResults().setStream(kj::heap<Discard>());
+    ctx.getResults().setStream(kj::heap<Recorder>(calls_, *fulfiller_));
     return kj::READY_NOW;
   }
   kj::Promise<void> wait(WaitContext ctx) override {
-    ctx.getResults().initStatus().setCode(7);
-    return kj::READY_NOW;
+    return stdin_ended_.addBranch().then([ctx]() mutable { ctx.getResults().initStatus().setCode(7); });
   }
 
  private:
-  class Discard final : public api::ByteStream::Server {
-    kj::Promise<void> write(WriteContext) override { return kj::READY_NOW; }
-    kj::Promise<void> end(EndContext) override { return kj::READY_NOW; }
+  class Recorder final : public api::ByteStream::Server {
+   public:
+    Recorder(Calls& calls, kj::PromiseFulfiller<void>& ended) : calls_(calls), ended_(ended) {}
+    kj::Promise<void> write(WriteContext ctx) override {
+      auto b = ctx.getParams().getBytes();
+      std::lock_guard<std::mutex> l(calls_.mu);
+      calls_.stdin_bytes.append(reinterpret_cast<const char*>(b.begin()), b.size());
+      return kj::READY_NOW;
+    }
+    kj::Promise<void> end(EndContext) override {
+      if (ended_.isWaiting()) ended_.fulfill();
+      return kj::READY_NOW;
+    }
+
+   private:
+    Calls& calls_;
+    kj::PromiseFulfiller<void>& ended_;
   };
+  Calls& calls_;
+  kj::ForkedPromise<void> stdin_ended_ = kj::Promise<void>(kj::NEVER_DONE).fork();
+  kj::Own<kj::PromiseFulfiller<void>> fulfiller_;
 };
 
 class FakeContainer final : public api::control::Container::Server {
@@ -560,18 +586,32 @@ class FakeContainer final : public api::control::Container::Server {
       for (auto e : p.getProcess().getEnv()) calls_.exec_env.emplace_back(e.cStr());
       calls_.exec_cwd = p.getProcess().getCwd().cStr();
     }
+    if (p.getConsoleSocket().size() > 0) {
+      // As the sandbox process does: the pty master to the socket, then the answer.
+      UniqueFd slave = hand_over_terminal(p.getConsoleSocket());
+      const std::string text = "on the terminal\r\n";
+      EXPECT_EQ(::write(slave.get(), text.data(), text.size()), static_cast<ssize_t>(text.size()));
+      ctx.getResults().setProcess(kj::heap<FakeProcess>(calls_, true));
+      {
+        std::lock_guard<std::mutex> l(calls_.mu);
+        calls_.exec_terminal = p.getProcess().getTerminal();
+        slaves_.push_back(std::move(slave));  // open while the output drains
+      }
+      return kj::READY_NOW;
+    }
     auto out = p.getStdio().getStdout();
     auto req = out.writeRequest();
     const std::string text = "out of the container\n";
     req.setBytes(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(text.data()), text.size()));
-    return req.send().then([out]() mutable { return out.endRequest().send().ignoreResult(); }).then([ctx]() mutable {
-      ctx.getResults().setProcess(kj::heap<FakeProcess>());
+    return req.send().then([out]() mutable { return out.endRequest().send().ignoreResult(); }).then([this, ctx]() mutable {
+      ctx.getResults().setProcess(kj::heap<FakeProcess>(calls_, false));
     });
   }
 
  private:
   Calls& calls_;
   std::string bundle_;
+  std::vector<UniqueFd> slaves_;
 };
 
 class FakeSandbox final : public api::control::Sandbox::Server {
@@ -791,14 +831,48 @@ TEST_F(FakeSandboxTest, KillPauseAndPing) {
       << r.out;
 }
 
+// stdin is fd 0 of this process: a pipe for the length of `f`.
+void with_stdin(const std::string& input, const std::function<void()>& f) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  ASSERT_EQ(::write(p[1], input.data(), input.size()), static_cast<ssize_t>(input.size()));
+  ::close(p[1]);
+  const int saved = ::dup(STDIN_FILENO);
+  ::dup2(p[0], STDIN_FILENO);
+  ::close(p[0]);
+  f();
+  ::dup2(saved, STDIN_FILENO);
+  ::close(saved);
+}
+
 TEST_F(FakeSandboxTest, ExecPassesStdioThroughAndExitsWithTheProcessStatus) {
-  auto r = skiffctl({"--root", root_, "exec", "-e", "A=new", "--env", "B=2", "--cwd", "/tmp", "sb1", "c1", "--", "sh", "-c", "ls -l"});
+  CliResult r;
+  with_stdin("", [&] {
+    r = skiffctl({"--root", root_, "exec", "-e", "A=new", "--env", "B=2", "--cwd", "/tmp", "sb1", "c1", "--", "sh", "-c", "ls -l"});
+  });
   EXPECT_EQ(r.status, 7) << r.err;
   EXPECT_EQ(r.out, "out of the container\n");
   std::lock_guard<std::mutex> l(calls_.mu);
   EXPECT_EQ(calls_.exec_args, (std::vector<std::string>{"sh", "-c", "ls -l"}));
   EXPECT_EQ(calls_.exec_env, (std::vector<std::string>{"PATH=/bin", "A=new", "B=2"}));
   EXPECT_EQ(calls_.exec_cwd, "/tmp");
+}
+
+TEST_F(FakeSandboxTest, ExecForwardsStdinUntilItsEnd) {
+  CliResult r;
+  with_stdin("to the process\n", [&] { r = skiffctl({"--root", root_, "exec", "sb1", "c1", "cat"}); });
+  EXPECT_EQ(r.status, 7) << r.err;
+  std::lock_guard<std::mutex> l(calls_.mu);
+  EXPECT_EQ(calls_.stdin_bytes, "to the process\n");
+}
+
+TEST_F(FakeSandboxTest, ExecWithTerminalTakesThePtyFromTheConsoleSocket) {
+  CliResult r;
+  with_stdin("", [&] { r = skiffctl({"--root", root_, "exec", "-t", "sb1", "c1", "sh"}); });
+  EXPECT_EQ(r.status, 7) << r.err;
+  EXPECT_EQ(r.out, "on the terminal\r\n");
+  std::lock_guard<std::mutex> l(calls_.mu);
+  EXPECT_TRUE(calls_.exec_terminal);
 }
 
 TEST_F(FakeSandboxTest, EventsAreJsonLinesUntilTheSandboxGoesAway) {
