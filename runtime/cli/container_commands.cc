@@ -22,6 +22,7 @@
 #include "base/config_error.h"
 #include "base/log.h"
 #include "runtime/cli/commands.h"
+#include "runtime/cli/exec_session.h"
 #include "runtime/cli/global_options.h"
 #include "runtime/cli/sandbox_launch.h"
 #include "runtime/cli/signal_names.h"
@@ -140,22 +141,13 @@ void add_create_flags(CLI::App* cmd, CreateOptions& o) {
   cmd->add_option("id", o.id, "container id")->required();
 }
 
-// Blocks SIGWINCH before any thread starts, for TerminalProxy's thread.
-void block_winch() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGWINCH);
-  sigaddset(&set, SIGUSR2);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-}
-
 int run_container(GlobalOptions& g, CreateOptions& o, bool start_too) {
   g.set_up_logging(o.id);
   const std::string bundle = absolute(o.bundle);
   const bool foreground = start_too && !o.detach;
   std::unique_ptr<ConsoleReceiver> receiver;
   if (foreground && o.console_socket.empty() && runtime::oci::load_bundle(bundle).terminal) {
-    block_winch();
+    block_terminal_signals();
     receiver = std::make_unique<ConsoleReceiver>();
   }
   LaunchOptions lo{o.id, bundle, receiver ? receiver->path() : o.console_socket, o.pid_file};
@@ -259,45 +251,13 @@ int run_exec(GlobalOptions& g, ExecOptions& o) {
   auto st = load_state(store, o.id);
   auto bundle = runtime::oci::load_bundle(st.bundle);
   auto process = exec_process(o, bundle.config);
-  const bool terminal = process.value("terminal", false);
-  if (terminal && o.detach && o.console_socket.empty())
-    throw ConfigError("exec -d -t needs --console-socket: nothing would hold the terminal");
-  std::unique_ptr<ConsoleReceiver> receiver;
-  std::string console_socket = o.console_socket;
-  if (terminal && console_socket.empty()) {
-    block_winch();
-    receiver = std::make_unique<ConsoleReceiver>();
-    console_socket = receiver->path();
-  }
   auto client = connect(st);
-  auto req = client->container(o.id).execRequest();
   static int counter = 0;
-  req.setExecId(o.exec_id.empty() ? "exec-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) : o.exec_id);
-  runtime::oci::to_agent_process(process, req.initProcess());
-  if (terminal) {
-    req.setConsoleSocket(console_socket);
-  } else if (!o.detach) {
-    auto stdio = req.initStdio();
-    stdio.setStdout(kj::heap<runtime::FdOutputStream>(UniqueFd(::dup(STDOUT_FILENO))));
-    stdio.setStderr(kj::heap<runtime::FdOutputStream>(UniqueFd(::dup(STDERR_FILENO))));
-    stdio.setStdin(true);
-  }
-  std::unique_ptr<TerminalProxy> proxy;
-  auto sent = req.send();
-  if (receiver) proxy = std::make_unique<TerminalProxy>(receiver->receive(60000));
-  auto reply = client->wait(kj::mv(sent));
-  auto proc = reply.getProcess();
-  if (!o.pid_file.empty()) runtime::write_file_atomic(o.pid_file, std::to_string(st.sandbox_pid), 0644);
-  if (o.detach) return 0;
-  std::unique_ptr<runtime::FdInputPump> input;
-  if (!terminal) {
-    auto stream = client->wait(proc.stdinRequest().send()).getStream();
-    input = std::make_unique<runtime::FdInputPump>(UniqueFd(::dup(STDIN_FILENO)), stream);
-  }
-  auto status = client->wait(proc.waitRequest().send());
-  const int code = status.getStatus().getCode();
-  proxy.reset();
-  return code;
+  ExecSession session{o.id, o.exec_id.empty() ? "exec-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) : o.exec_id,
+                      process, o.console_socket, o.detach, nullptr};
+  if (!o.pid_file.empty())
+    session.on_started = [&] { runtime::write_file_atomic(o.pid_file, std::to_string(st.sandbox_pid), 0644); };
+  return run_exec_session(*client, session);
 }
 
 // --- the rest ---

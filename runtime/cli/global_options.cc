@@ -17,10 +17,13 @@ const runtime::RuntimeConfig& GlobalOptions::runtime_config() {
 
 std::string GlobalOptions::state_root() { return root.empty() ? runtime_config().runtime.root : root; }
 
+std::string GlobalOptions::log_level() { return debug ? "debug" : runtime_config().runtime.log_level; }
+std::string GlobalOptions::resolved_log_format() { return log_format.empty() ? runtime_config().runtime.log_format : log_format; }
+
 void GlobalOptions::set_up_logging(const std::string& container_id) {
   auto& logger = log::Logger::global();
-  logger.set_text(log_format == "text");
-  logger.set_level(debug ? log::Level::Debug : log::Level::Info);
+  logger.set_text(resolved_log_format() == "text");
+  logger.set_level(log::parse_level(log_level()));
   logger.set_sandbox(container_id);
   if (!log.empty()) logger.open_file(log);
 }

@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
   skiff::cli::GlobalOptions globals;
   app.add_option("--root", globals.root, "state directory (default: the config's runtime.root, /run/skiff)");
   app.add_option("--log", globals.log, "write logs to this file (default: none for the CLI; <root>/<id>/sandbox.log for a sandbox)");
-  app.add_option("--log-format", globals.log_format, "text or json")->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+  app.add_option("--log-format", globals.log_format, "text or json (default: the config's runtime.log_format, json)")
+      ->check(CLI::IsMember({"text", "json"}));
   app.add_flag("--debug", globals.debug, "debug-level logs");
   app.add_option("--config", globals.config, "runtime configuration (TOML; default /etc/skiff/config.toml if present)");
   // Global flags after the command too (`skiff state --root R id`).

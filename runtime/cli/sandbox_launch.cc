@@ -66,7 +66,7 @@ int launch_sandbox(GlobalOptions& g, const LaunchOptions& o) {
   std::vector<std::string> args = {"skiff", "--root", root};
   if (!g.config.empty()) args.insert(args.end(), {"--config", g.config});
   if (!g.log.empty()) args.insert(args.end(), {"--log", g.log});
-  args.insert(args.end(), {"--log-format", g.log_format});
+  args.insert(args.end(), {"--log-format", g.resolved_log_format()});
   if (g.debug) args.push_back("--debug");
   args.insert(args.end(), {"sandbox-run", "--bundle", bundle.dir, "--ready-fd", std::to_string(ready[1])});
   if (!o.console_socket.empty()) args.insert(args.end(), {"--console-socket", o.console_socket});

@@ -55,7 +55,8 @@ void add_spec_commands(CLI::App& app, GlobalOptions& g, int& status) {
       o->config_path = g.config;
       o->config_explicit = !g.config.empty();
       o->log_path = g.log;
-      o->log_level = g.debug ? "debug" : "info";
+      o->log_level = g.log_level();
+      o->log_text = g.resolved_log_format() == "text";
       o->default_kernel = SKIFF_DEFAULT_KERNEL;
       o->default_initrd = SKIFF_DEFAULT_INITRD;
       status = runtime::run_sandbox_process(*o);

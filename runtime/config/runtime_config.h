@@ -40,7 +40,7 @@ struct HypervisorConfig {
 struct AgentConfig {
   uint32_t port = 1024;            // vsock port the guest agent listens on, 1..0x7fffffff
   uint32_t grace_ms = 10000;       // skiff.agent_grace_ms for the guest, 0..86400000
-  bool debug_console = false;      // copy the guest's serial console to the sandbox log dir
+  bool debug_console = false;      // the guest kernel's boot messages in full in <root>/<id>/console.log (no "quiet")
   bool operator==(const AgentConfig&) const = default;
 };
 

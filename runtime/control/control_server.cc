@@ -102,7 +102,7 @@ class ContainerServer final : public ctl::Container::Server {
         auto process = r.getProcess();
         ctx.getResults().setProcess(process);
         return process.stdinRequest().send().then([this, process, slave](auto s) mutable {
-          auto pump = std::make_shared<FdInputPump>(UniqueFd(::fcntl(slave->get(), F_DUPFD_CLOEXEC, 3)), s.getStream());
+          auto pump = std::make_shared<FdInputPump>(sandbox_.io(), UniqueFd(::fcntl(slave->get(), F_DUPFD_CLOEXEC, 3)), s.getStream());
           sandbox_.keep_until_exit(id_, forward_window_size(sandbox_.timer(), slave->get(), process).attach(kj::mv(pump)),
                                    slave);
         });

@@ -10,24 +10,12 @@
 #include <sstream>
 
 #include "base/config_error.h"
-#include "runtime/cli/terminal_proxy.h"
+#include "runtime/cli/exec_session.h"
 #include "runtime/ctl/sandboxes.h"
-#include "runtime/ctl/stdin_forwarder.h"
 #include "runtime/oci/oci_spec.h"
-#include "runtime/sandbox/stdio_streams.h"
 
 namespace skiff::runtime::ctl {
 namespace {
-
-// TerminalProxy's resize thread sigwaits for SIGWINCH (and SIGUSR2 to stop):
-// they must be blocked in every thread, so before any thread starts.
-void block_winch() {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGWINCH);
-  sigaddset(&set, SIGUSR2);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-}
 
 // The container's own process from its bundle; if the bundle can't be read
 // (moved, or on another mount namespace's view), runc's default process, so
@@ -35,6 +23,7 @@ void block_winch() {
 nlohmann::json template_process(const std::string& bundle) {
   const std::string path = bundle + "/config.json";
   try {
+    if (bundle.empty()) throw ConfigError("the container has no bundle");
     std::ifstream f(path);
     if (!f) throw ConfigError(path + ": cannot be read");
     std::stringstream ss;
@@ -79,40 +68,14 @@ nlohmann::json exec_process(const ExecOptions& o, const nlohmann::json& base) {
 int run_exec(const std::string& root, const ExecOptions& o) {
   check_exec_options(o);
   const SandboxRef sandbox = find_sandbox(root, o.sandbox);
-  if (o.tty) block_winch();
   auto client = connect(sandbox);
   auto container = client->container(o.container);
   auto info = client->wait(container.infoRequest().send());
   const auto process = exec_process(o, template_process(info.getInfo().getBundle().cStr()));
 
-  std::unique_ptr<cli::ConsoleReceiver> receiver;
-  if (o.tty) receiver = std::make_unique<cli::ConsoleReceiver>();
-  auto req = container.execRequest();
-  req.setExecId("skiffctl-" + std::to_string(::getpid()));
-  oci::to_agent_process(process, req.initProcess());
-  if (receiver) {
-    req.setConsoleSocket(receiver->path());
-  } else {
-    auto stdio = req.initStdio();
-    stdio.setStdout(kj::heap<FdOutputStream>(UniqueFd(::dup(STDOUT_FILENO))));
-    stdio.setStderr(kj::heap<FdOutputStream>(UniqueFd(::dup(STDERR_FILENO))));
-    stdio.setStdin(true);
-  }
-  // The request goes out only while the loop runs, so wait for the answer
-  // before taking the terminal: the sandbox process sends the pty master
-  // (connect + sendmsg, queued in our listener's backlog) before it answers,
-  // and a refused exec reports its own error instead of "no terminal came".
-  auto proc = client->wait(req.send()).getProcess();
-  std::unique_ptr<cli::TerminalProxy> proxy;
-  if (receiver) proxy = std::make_unique<cli::TerminalProxy>(receiver->receive(5000));
-  std::unique_ptr<StdinForwarder> input;  // destroyed before the client, on its loop
-  if (!receiver) {
-    auto stream = client->wait(proc.stdinRequest().send()).getStream();
-    input = std::make_unique<StdinForwarder>(client->io(), UniqueFd(::dup(STDIN_FILENO)), kj::mv(stream));
-  }
-  const int code = client->wait(proc.waitRequest().send()).getStatus().getCode();
-  proxy.reset();  // the terminal back as it was before anything is printed
-  return code;
+  static int counter = 0;  // one exec a process from the CLI, more from tests
+  return cli::run_exec_session(*client, {o.container, "skiffctl-" + std::to_string(::getpid()) + "-" + std::to_string(counter++),
+                                         process, "", false, nullptr});
 }
 
 }  // namespace skiff::runtime::ctl

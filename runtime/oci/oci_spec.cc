@@ -656,7 +656,9 @@ void to_agent_resources(const json& resources, api::Resources::Builder out) {
 }
 
 json default_spec() {
-  // runc 1.1's `runc spec`, as it writes it.
+  // runc 1.1's `runc spec` without its ambient capabilities: they are not
+  // inheritable there, so the kernel can't raise them and runtime-tools'
+  // validator refuses the file (runc 1.2 dropped them too).
   return json::parse(R"({
   "ociVersion": "1.0.2-dev",
   "process": {
@@ -668,8 +670,7 @@ json default_spec() {
     "capabilities": {
       "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
       "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-      "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
-      "ambient": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+      "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
     },
     "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
     "noNewPrivileges": true

@@ -97,7 +97,10 @@ VmConfig Sandbox::vm_config() const {
   VmConfig vm;
   vm.kernel_path = h.kernel;
   if (!h.initrd.empty()) vm.initrd_path = h.initrd;
-  vm.cmdline = "console=ttyS0 reboot=k panic=1 pci=off quiet skiff.action=agent skiff.agent_port=" +
+  // The console always goes to console.log; without debug_console the
+  // kernel says only what goes wrong there.
+  vm.cmdline = std::string("console=ttyS0 reboot=k panic=1 pci=off ") + (settings_.config.agent.debug_console ? "" : "quiet ") +
+               "skiff.action=agent skiff.agent_port=" +
                std::to_string(settings_.config.agent.port) + " skiff.agent_grace_ms=" + std::to_string(settings_.config.agent.grace_ms);
   if (!h.kernel_params.empty()) vm.cmdline += " " + h.kernel_params;
   if (!settings_.sizing.extra_kernel_params.empty()) vm.cmdline += " " + settings_.sizing.extra_kernel_params;
@@ -312,8 +315,8 @@ kj::Promise<Sandbox::Container*> Sandbox::create_container(const std::string& id
         return req.send().then([this, rec, stdin_fd](auto reply) mutable -> kj::Promise<Container*> {
           rec->agent = reply.getContainer();
           if (stdin_fd->valid()) {
-            return rec->agent.initRequest().send().getProcess().stdinRequest().send().then([rec, stdin_fd](auto s) {
-              rec->keep_alive.push_back(std::make_shared<FdInputPump>(std::move(*stdin_fd), s.getStream()));
+            return rec->agent.initRequest().send().getProcess().stdinRequest().send().then([this, rec, stdin_fd](auto s) {
+              rec->keep_alive.push_back(std::make_shared<FdInputPump>(io_, std::move(*stdin_fd), s.getStream()));
               return rec;
             });
           }

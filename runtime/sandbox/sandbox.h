@@ -122,6 +122,7 @@ class Sandbox {
   // container is deleted or the sandbox ends.
   void keep_until_exit(const std::string& container_id, kj::Promise<void> task, std::shared_ptr<void> resource);
   kj::Timer& timer() { return io_.provider->getTimer(); }
+  kj::AsyncIoContext& io() { return io_; }
 
   // Called after every change of a container's status (the CLI's state file).
   std::function<void(const Container&)> on_change;

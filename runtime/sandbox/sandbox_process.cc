@@ -66,6 +66,7 @@ int run_sandbox_process(const SandboxProcessOptions& o) {
     auto& logger = log::Logger::global();
     logger.open_file(o.log_path.empty() ? dir + "/sandbox.log" : o.log_path);
     logger.set_level(log::parse_level(o.log_level));
+    logger.set_text(o.log_text);
     logger.set_sandbox(o.id);
 
     private_mounts();

@@ -23,6 +23,7 @@ struct SandboxProcessOptions {
   int ready_fd = -1;  // gets "ok <pid>\n" once the container is created, or "error: <line>\n"
   std::string log_path;  // empty: <root>/<id>/sandbox.log
   std::string log_level = "info";
+  bool log_text = false;
   std::string default_kernel, default_initrd;
 };
 

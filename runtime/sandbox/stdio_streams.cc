@@ -1,5 +1,6 @@
 #include "runtime/sandbox/stdio_streams.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -56,46 +57,49 @@ void FdOutputStream::run() {
   }
 }
 
-struct FdInputPump::Shared {
-  Shared(UniqueFd f, api::ByteStream::Client s) : fd(std::move(f)), stream(kj::mv(s)), executor(&kj::getCurrentThreadExecutor()) {}
-  UniqueFd fd;
-  api::ByteStream::Client stream;
-  const kj::Executor* executor;
-  std::mutex mu;
-  bool owner_gone = false;
-};
+namespace {
 
-FdInputPump::FdInputPump(UniqueFd fd, api::ByteStream::Client stream)
-    : shared_(std::make_shared<Shared>(std::move(fd), kj::mv(stream))) {
-  std::thread([shared = shared_] {
+// The blocking half: fd -> socket, on a detached thread that owns both.
+void start_copier(UniqueFd in, UniqueFd out) {
+  std::thread([in = std::move(in), out = std::move(out)] {
     char buf[16384];
     for (;;) {
-      ssize_t n = retry_eintr([&] { return ::read(shared->fd.get(), buf, sizeof buf); });
-      {
-        std::lock_guard lock(shared->mu);
-        if (shared->owner_gone) return;
-      }
-      try {
-        if (n <= 0) {
-          shared->executor->executeSync([&] { return shared->stream.endRequest().send().ignoreResult(); });
-          return;
-        }
-        std::string chunk(buf, static_cast<size_t>(n));
-        shared->executor->executeSync([&] {
-          auto req = shared->stream.writeRequest();
-          req.setBytes(kj::arrayPtr(reinterpret_cast<const kj::byte*>(chunk.data()), chunk.size()));
-          return req.send();
-        });
-      } catch (...) {
-        return;  // the stream or the loop is gone: nobody wants the rest
+      const ssize_t n = retry_eintr([&] { return ::read(in.get(), buf, sizeof buf); });
+      if (n <= 0) return;  // EOF (or an error): closing `out` is the EOF the loop sees
+      for (ssize_t off = 0; off < n;) {
+        const ssize_t w = retry_eintr([&] { return ::send(out.get(), buf + off, static_cast<size_t>(n - off), MSG_NOSIGNAL); });
+        if (w <= 0) return;  // the pump is gone
+        off += w;
       }
     }
   }).detach();
 }
 
-FdInputPump::~FdInputPump() {
-  std::lock_guard lock(shared_->mu);
-  shared_->owner_gone = true;
+kj::Promise<void> pump(kj::AsyncInputStream& in, api::ByteStream::Client stream, kj::Array<kj::byte> buf) {
+  auto read = in.tryRead(buf.begin(), 1, buf.size());
+  return read.then([&in, stream = kj::mv(stream), buf = kj::mv(buf)](size_t n) mutable -> kj::Promise<void> {
+    if (n == 0) return stream.endRequest().send().ignoreResult();
+    auto req = stream.writeRequest();
+    req.setBytes(kj::arrayPtr(buf.begin(), n));
+    auto sent = req.send();  // resolves when flow control lets the next one go
+    return sent.then([&in, stream = kj::mv(stream), buf = kj::mv(buf)]() mutable { return pump(in, kj::mv(stream), kj::mv(buf)); });
+  });
 }
+
+kj::Own<kj::AsyncIoStream> start(kj::AsyncIoContext& io, UniqueFd fd) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) throw_errno("socketpair for stdin");
+  UniqueFd ours(sv[0]), theirs(sv[1]);
+  start_copier(std::move(fd), std::move(theirs));
+  return io.lowLevelProvider->wrapSocketFd(ours.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+}
+
+}  // namespace
+
+FdInputPump::FdInputPump(kj::AsyncIoContext& io, UniqueFd fd, api::ByteStream::Client stream)
+    : socket_(start(io, std::move(fd))),
+      pump_(pump(*socket_, kj::mv(stream), kj::heapArray<kj::byte>(16384)).eagerlyEvaluate([](kj::Exception&&) {
+        // The process ended or closed its stdin: nobody wants the rest.
+      })) {}
 
 }  // namespace skiff::runtime

@@ -6,7 +6,7 @@
 // the shell), so the blocking reads and writes run on a thread per fd, never
 // on the control thread's KJ loop; the loop sees promises fulfilled across
 // threads, and flow control reaches the guest through the streaming calls.
-#include <kj/async.h>
+#include <kj/async-io.h>
 
 #include <condition_variable>
 #include <deque>
@@ -44,20 +44,23 @@ class FdOutputStream final : public api::ByteStream::Server {
   std::thread writer_;
 };
 
-// Copies `fd` into `stream` until EOF (then stream.end()), on a thread of its
-// own, each write waiting for the previous one. `on_done` (may be empty) runs
-// on the loop once it ends. The thread is detached at destruction if it is
-// still blocked in read(); it touches nothing of this object afterwards.
+// Copies `fd` into `stream` until EOF, then ends the stream. The fd stays
+// blocking, so a detached thread copies it into a socket pair and the loop
+// reads the other end and makes the streaming writes: every capability stays
+// on the loop's thread (a thread holding one would outlive the loop when the
+// process ends while stdin is still open, and KJ aborts). A failed write
+// (the process is gone) stops it quietly. Destroy it on the loop's thread;
+// the copier, if still blocked in read(), owns nothing but its two fds and
+// ends at its next write.
 class FdInputPump {
  public:
-  FdInputPump(UniqueFd fd, api::ByteStream::Client stream);
-  ~FdInputPump();
+  FdInputPump(kj::AsyncIoContext& io, UniqueFd fd, api::ByteStream::Client stream);
   FdInputPump(const FdInputPump&) = delete;
   FdInputPump& operator=(const FdInputPump&) = delete;
 
  private:
-  struct Shared;
-  std::shared_ptr<Shared> shared_;
+  kj::Own<kj::AsyncIoStream> socket_;  // before pump_, which reads it
+  kj::Promise<void> pump_;
 };
 
 }  // namespace skiff::runtime

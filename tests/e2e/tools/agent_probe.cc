@@ -12,7 +12,8 @@
 //   exit_status   a container's non-zero exit status
 //   bad_spec      a relative cwd and a missing rootfs are refused with their reasons, nothing left behind
 //   oom_stats     a container under a 16 MiB memory limit: its stats, a device rule that denies
-//                 /dev/zero, then it outgrows the limit: killed, and EventSink.oom names it
+//                 reading /dev/kmsg, an update that allows it, then it outgrows the limit: killed,
+//                 and EventSink.oom names it
 //   blk_volume    Sandbox.setup mounts the block device /dev/vda (ext4) on /run/vol; a container
 //                 gets it bind-mounted at /vol and writes a file there (the host finds it in the image)
 //   orphans       a container in the guest's own pid namespace leaves an orphan behind; once it
@@ -379,7 +380,8 @@ class Probe {
     auto req = sandbox_.createContainerRequest();
     req.setId("hog");
     shell_spec(req.initSpec(), kRootfs,
-               "echo ready; head -c 1 /dev/zero >/dev/null 2>&1 || echo zero denied; read go; "
+               "echo ready; head -c 1 /dev/kmsg >/dev/null 2>&1 || echo kmsg denied; read go; "
+               "head -c 1 /dev/kmsg >/dev/null 2>&1 && echo kmsg allowed; "
                "x=$(head -c 100000000 /dev/zero | tr '\\0' a); echo survived ${#x}",
                {"mount", "pid"});
     req.getSpec().getProcess().initEnv(1).set(0, "PATH=/bin");
@@ -388,16 +390,21 @@ class Probe {
     auto rules = res.initDevices(3);
     rules[0].setAllow(true);  // everything...
     rules[0].setAccess("rwm");
-    rules[1].setAllow(false);  // ...but reading /dev/zero, for now
-    rules[1].setType("c");
+    rules[1].setAllow(false);  // ...but reading /dev/kmsg, for now (the default devices,
+    rules[1].setType("c");     // /dev/zero among them, stay allowed whatever the rules say, as with runc)
     rules[1].setMajor(1);
-    rules[1].setMinor(5);
+    rules[1].setMinor(11);
     rules[1].setAccess("r");
-    rules[2].setAllow(true);  // and /dev/null stays usable (the default devices have /dev/zero too)
+    rules[2].setAllow(true);  // and /dev/null
     rules[2].setType("c");
     rules[2].setMajor(1);
     rules[2].setMinor(3);
     rules[2].setAccess("rw");
+    auto kmsg = req.getSpec().getLinux().initDevices(1)[0];
+    kmsg.setType("c");
+    kmsg.setPath("/dev/kmsg");
+    kmsg.setMajor(1);
+    kmsg.setMinor(11);
     auto stdio = req.initStdio();
     stdio.setStdout(kj::heap<Collector>(out));
     stdio.setStderr(kj::heap<Collector>(out));
@@ -406,7 +413,7 @@ class Probe {
     auto init = c.initRequest().send().getProcess();
     c.startRequest().send().wait(ws());
     check(await_output(out, "ready"), "container under a 16 MiB limit started");
-    check(await_output(out, "zero denied", 5), "the device rule denied reading /dev/zero", "output '" + out + "'");
+    check(await_output(out, "kmsg denied", 5), "the device rule denied reading /dev/kmsg", "output '" + out + "'");
 
     auto st_reply = c.statsRequest().send().wait(ws());
     auto st = st_reply.getStats();
@@ -425,8 +432,9 @@ class Probe {
     send_line(init, "go\n");
     auto status_reply = c.waitRequest().send().wait(ws());
     auto status = status_reply.getStatus();
+    check(out.find("kmsg allowed") != std::string::npos, "Container.update's rules let it read /dev/kmsg", "output '" + out + "'");
     check(status.getSignal() == 9 && out.find("survived") == std::string::npos,
-          "outgrowing the limit killed it (SIGKILL), after Container.update let it read /dev/zero",
+          "outgrowing the limit killed it (SIGKILL)",
           "exit " + std::to_string(status.getCode()) + " signal " + std::to_string(status.getSignal()) + ", output '" + out + "'");
     auto after_reply = c.statsRequest().send().wait(ws());
     auto after = after_reply.getStats();

@@ -355,7 +355,7 @@ TEST_F(OciSpecTest, FullConfigConverted) {
   EXPECT_EQ(strs(p.getCapabilities().getBounding()), caps);
   EXPECT_EQ(strs(p.getCapabilities().getEffective()), caps);
   EXPECT_EQ(strs(p.getCapabilities().getPermitted()), caps);
-  EXPECT_EQ(strs(p.getCapabilities().getAmbient()), caps);
+  EXPECT_EQ(p.getCapabilities().getAmbient().size(), 0u);  // default_spec has none (see there)
   EXPECT_EQ(p.getCapabilities().getInheritable().size(), 0u);
   ASSERT_EQ(p.getRlimits().size(), 1u);
   EXPECT_EQ(str(p.getRlimits()[0].getType()), "RLIMIT_NOFILE");
@@ -715,7 +715,11 @@ TEST_F(OciSpecTest, DefaultSpecIsRuncSpec) {
   const std::string dir = bundle_.dir() + "/runc";
   fs::create_directories(dir);
   ASSERT_EQ(std::system(("cd '" + dir + "' && runc spec").c_str()), 0);
-  EXPECT_EQ(json::parse(slurp(dir + "/config.json")), default_spec());
+  // runc 1.1 also lists ambient capabilities it does not make inheritable;
+  // ours leaves them out (see default_spec): everything else is the same.
+  json runc = json::parse(slurp(dir + "/config.json"));
+  runc["process"]["capabilities"].erase("ambient");
+  EXPECT_EQ(runc, default_spec());
 }
 
 TEST(Features, SaysWhatSkiffSupports) {
