@@ -21,6 +21,7 @@
 
 #include "base/config_error.h"
 #include "base/log.h"
+#include "runtime/cli/table.h"
 #include "runtime/cli/commands.h"
 #include "runtime/cli/exec_session.h"
 #include "runtime/cli/global_options.h"
@@ -262,22 +263,6 @@ int run_exec(GlobalOptions& g, ExecOptions& o) {
 
 // --- the rest ---
 
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width;
-  for (const auto& r : rows)
-    for (size_t i = 0; i < r.size(); ++i) {
-      if (width.size() <= i) width.push_back(0);
-      width[i] = std::max(width[i], r[i].size());
-    }
-  for (const auto& r : rows) {
-    std::string line;
-    for (size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(width[i] - r[i].size() + 3, ' ');
-    }
-    std::printf("%s\n", line.c_str());
-  }
-}
 
 nlohmann::json stats_json(api::Stats::Reader s) {
   return {{"cpu", {{"usage", {{"total", s.getCpuUsageUsec() * 1000}, {"user", s.getCpuUserUsec() * 1000}, {"kernel", s.getCpuSystemUsec() * 1000}}}}},

@@ -1,3 +1,4 @@
+#include "runtime/cli/table.h"
 #include "runtime/ctl/ctl_commands.h"
 
 #include <kj/async-io.h>
@@ -37,19 +38,6 @@ bool print_json(const nlohmann::ordered_json& j, bool pretty) {
   return std::fflush(stdout) == 0 && !std::ferror(stdout);
 }
 
-void print_table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width;
-  for (const auto& r : rows)
-    for (size_t i = 0; i < r.size(); ++i) {
-      if (width.size() <= i) width.push_back(0);
-      width[i] = std::max(width[i], r[i].size());
-    }
-  for (const auto& r : rows) {
-    std::string line;
-    for (size_t i = 0; i < r.size(); ++i) line += i + 1 < r.size() ? r[i] + std::string(width[i] - r[i].size() + 3, ' ') : r[i];
-    std::printf("%s\n", line.c_str());
-  }
-}
 
 struct Target {
   std::string sandbox, container;
@@ -92,7 +80,7 @@ int run_list(const std::string& root, bool json) {
     all.push_back(std::move(j));
   }
   if (json) print_json(all, false);
-  else print_table(rows);
+  else cli::print_table(rows);
   return 0;
 }
 
