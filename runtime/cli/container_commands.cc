@@ -63,6 +63,12 @@ std::unique_ptr<ControlClient> connect(const ContainerState& st) {
   return std::make_unique<ControlClient>(st.control_socket);
 }
 
+// The sandbox of container `id`, connected: "does not exist" or "not
+// running" (one line each) when there is none to talk to.
+std::unique_ptr<ControlClient> connect_container(StateStore& store, const std::string& id) {
+  return connect(load_state(store, id));
+}
+
 // The status a command acts on: the sandbox's word if it answers, else the
 // state file's (effective_status says "stopped" when the process is gone).
 std::string live_status(const ContainerState& st) {
@@ -186,8 +192,7 @@ int run_container(GlobalOptions& g, CreateOptions& o, bool start_too) {
   int code = 255;
   {
     // Every capability goes before its client's event loop does.
-    auto st = load_state(store, o.id);
-    auto client = connect(st);
+    auto client = connect_container(store, o.id);
     auto container = client->container(o.id);
     client->wait(container.startRequest().send().ignoreResult());
     if (o.detach) return 0;
@@ -219,11 +224,9 @@ nlohmann::json exec_process(const ExecOptions& o, const nlohmann::json& base) {
   }
   if (o.args.empty()) throw ConfigError("exec needs a command (or --process FILE)");
   // As runc: the container's own process is the template (env, user, capabilities...).
-  nlohmann::json p = base.value("process", nlohmann::json::object());
-  p["args"] = o.args;
-  p["terminal"] = o.tty;
-  if (!o.cwd.empty()) p["cwd"] = o.cwd;
-  for (const auto& e : o.env) p["env"].push_back(e);
+  const ExecOverrides overrides{o.args, o.env, o.cwd, o.tty};
+  check_exec_overrides(overrides);
+  nlohmann::json p = apply_exec_overrides(base.value("process", nlohmann::json::object()), overrides);
   if (!o.user.empty()) {
     auto colon = o.user.find(':');
     try {
@@ -383,8 +386,7 @@ void add_container_commands(CLI::App& app, GlobalOptions& g, int& status) {
       const int sig = parse_signal(o->signal);
       g.set_up_logging(o->id);
       StateStore store(g.state_root());
-      auto st = load_state(store, o->id);
-      auto client = connect(st);
+      auto client = connect_container(store, o->id);
       auto req = client->container(o->id).killRequest();
       req.setSignal(sig);
       req.setAll(o->all);
@@ -481,8 +483,7 @@ void add_container_commands(CLI::App& app, GlobalOptions& g, int& status) {
       g.set_up_logging(*id);
       StateStore store(g.state_root());
       auto lock = store.lock(*id);
-      auto st = load_state(store, *id);
-      auto client = connect(st);
+      auto client = connect_container(store, *id);
       auto c = client->container(*id);
       client->wait(pause ? c.pauseRequest().send().ignoreResult() : c.resumeRequest().send().ignoreResult());
       status = 0;
@@ -498,8 +499,7 @@ void add_container_commands(CLI::App& app, GlobalOptions& g, int& status) {
     cmd->add_option("id", o->id, "container id")->required();
     cmd->callback([&g, &status, o] {
       StateStore store(g.state_root());
-      auto st = load_state(store, o->id);
-      auto client = connect(st);
+      auto client = connect_container(store, o->id);
       auto reply = client->wait(client->container(o->id).psRequest().send());
       std::vector<uint32_t> pids;
       for (auto p : reply.getPids()) pids.push_back(p);
@@ -525,8 +525,7 @@ void add_container_commands(CLI::App& app, GlobalOptions& g, int& status) {
     cmd->callback([&g, &status, o] {
       const int interval = parse_duration_s(o->interval);
       StateStore store(g.state_root());
-      auto st = load_state(store, o->id);
-      auto client = connect(st);
+      auto client = connect_container(store, o->id);
       auto c = client->container(o->id);
       auto print_stats = [&] {
         auto r = client->wait(c.statsRequest().send());
@@ -595,8 +594,7 @@ void add_container_commands(CLI::App& app, GlobalOptions& g, int& status) {
       if (r.empty()) throw ConfigError("update: nothing to change (give --resources or a limit flag)");
       g.set_up_logging(o->id);
       StateStore store(g.state_root());
-      auto st = load_state(store, o->id);
-      auto client = connect(st);
+      auto client = connect_container(store, o->id);
       auto req = client->container(o->id).updateRequest();
       runtime::oci::to_agent_resources(r, req.initResources());
       client->wait(req.send().ignoreResult());

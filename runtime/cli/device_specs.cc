@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/printable.h"
 
 namespace skiff::cli {
 namespace {
@@ -38,22 +39,6 @@ constexpr uint64_t kDefaultDaxMib = 256;
 constexpr size_t kSerialBytes = 20;  // virtio-blk GET_ID
 constexpr size_t kTagBytes = 36;     // virtio-fs tag
 
-// The spec as it may be echoed in a one-line error: control bytes (a
-// newline pasted into an argument) shown as \xNN, not printed.
-std::string printable(const std::string& s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c != 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 [[noreturn]] void bad(const std::string& option, const std::string& spec, const std::string& why,
                       const std::string& form) {

@@ -21,6 +21,31 @@ void block_terminal_signals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
+void check_exec_overrides(const ExecOverrides& o) {
+  for (const auto& e : o.env)
+    if (e.find('=') == std::string::npos || e.front() == '=') throw ConfigError("--env \"" + e + "\": must be KEY=value");
+  if (!o.cwd.empty() && o.cwd.front() != '/') throw ConfigError("--cwd \"" + o.cwd + "\": must be an absolute path");
+}
+
+nlohmann::json apply_exec_overrides(nlohmann::json base, const ExecOverrides& o) {
+  nlohmann::json p = base.is_object() ? std::move(base) : nlohmann::json::object();
+  p["args"] = o.args;
+  p["terminal"] = o.tty;
+  if (!o.cwd.empty()) p["cwd"] = o.cwd;
+  if (!p.contains("env") || !p["env"].is_array()) p["env"] = nlohmann::json::array();
+  for (const auto& e : o.env) {
+    const std::string key = e.substr(0, e.find('=') + 1);
+    bool replaced = false;
+    for (auto& old : p["env"])
+      if (old.is_string() && old.get<std::string>().starts_with(key)) {
+        old = e;
+        replaced = true;
+      }
+    if (!replaced) p["env"].push_back(e);
+  }
+  return p;
+}
+
 int run_exec_session(runtime::ControlClient& client, const ExecSession& s) {
   const bool terminal = s.process.value("terminal", false);
   if (terminal && s.detach && s.console_socket.empty())

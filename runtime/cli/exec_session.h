@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "runtime/control/control_client.h"
 
@@ -21,6 +22,22 @@ struct ExecSession {
   bool detach = false;         // return once it runs (without a terminal, its output is discarded)
   std::function<void()> on_started;  // runs once the process exists (the CLI's --pid-file)
 };
+
+// What a command line changes of the process an exec starts from (the
+// container's own, as runc exec takes it: user, env, capabilities, rlimits).
+struct ExecOverrides {
+  std::vector<std::string> args;  // the command and its arguments
+  std::vector<std::string> env;   // KEY=value, each replacing the template's KEY
+  std::string cwd;                // empty: the template's
+  bool tty = false;
+};
+
+// ConfigError for a bad one: `--env "FOO": must be KEY=value`,
+// `--cwd "tmp": must be an absolute path`.
+void check_exec_overrides(const ExecOverrides& o);
+
+// `base` (an OCI process object, or null) with args, terminal, cwd and env from `o`.
+nlohmann::json apply_exec_overrides(nlohmann::json base, const ExecOverrides& o);
 
 // Returns the process's exit status (0 when detached). Throws ConfigError
 // for a bad process, ControlCallError for a refused call.

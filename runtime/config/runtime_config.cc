@@ -26,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/printable.h"
 #include "base/sys_error.h"
 #include "base/unique_fd.h"
 
@@ -39,21 +40,6 @@ constexpr uint64_t kMaxGraceMs = 86400000;  // skiff-agent's --grace-ms limit
 constexpr size_t kMaxFileBytes = 1 << 20;   // a config file, not a data set
 constexpr uint64_t kMib = 1 << 20;
 
-// Anything echoed from the file or an annotation stays on one line.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c != 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
-}
 
 bool one_line(std::string_view s) {
   return std::none_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });

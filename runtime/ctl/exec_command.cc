@@ -39,30 +39,15 @@ nlohmann::json template_process(const std::string& bundle) {
 
 }  // namespace
 
+cli::ExecOverrides overrides_of(const ExecOptions& o) { return {o.args, o.env, o.cwd, o.tty}; }
+
 void check_exec_options(const ExecOptions& o) {
   if (o.args.empty()) throw ConfigError("exec: no command given (skiffctl exec SANDBOX CONTAINER -- CMD ARGS...)");
-  for (const auto& e : o.env)
-    if (e.find('=') == std::string::npos || e.front() == '=') throw ConfigError("--env \"" + e + "\": must be KEY=value");
-  if (!o.cwd.empty() && o.cwd.front() != '/') throw ConfigError("--cwd \"" + o.cwd + "\": must be an absolute path");
+  cli::check_exec_overrides(overrides_of(o));
 }
 
 nlohmann::json exec_process(const ExecOptions& o, const nlohmann::json& base) {
-  nlohmann::json p = base.is_object() ? base : nlohmann::json::object();
-  p["args"] = o.args;
-  p["terminal"] = o.tty;
-  if (!o.cwd.empty()) p["cwd"] = o.cwd;
-  if (!p.contains("env") || !p["env"].is_array()) p["env"] = nlohmann::json::array();
-  for (const auto& e : o.env) {
-    const std::string key = e.substr(0, e.find('=') + 1);
-    bool replaced = false;
-    for (auto& old : p["env"])
-      if (old.is_string() && old.get<std::string>().rfind(key, 0) == 0) {
-        old = e;
-        replaced = true;
-      }
-    if (!replaced) p["env"].push_back(e);
-  }
-  return p;
+  return cli::apply_exec_overrides(base, overrides_of(o));
 }
 
 int run_exec(const std::string& root, const ExecOptions& o) {

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "base/config_error.h"
+#include "base/printable.h"
 #include "base/sys_error.h"
 #include "base/unique_fd.h"
 
@@ -26,29 +27,7 @@ constexpr int kMaxDepth = 64;
 constexpr size_t kMaxConfigBytes = 16u << 20;
 
 // A value for an error line: printable, escaped, and short enough for one line.
-std::string shown(std::string_view s) {
-  constexpr size_t kMax = 120;
-  bool cut = false;
-  if (s.size() > kMax) {
-    size_t n = kMax;
-    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xc0) == 0x80) --n;  // not inside a UTF-8 sequence
-    s = s.substr(0, n);
-    cut = true;
-  }
-  std::string out = "\"";
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f || c == '"' || c == '\\') {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out + (cut ? "\"..." : "\"");
-}
+std::string shown(std::string_view s) { return quoted(s, 120); }
 
 [[noreturn]] void fail(const std::string& where, const std::string& why) { throw ConfigError(where + ": " + why); }
 

@@ -127,7 +127,12 @@ kj::Promise<void> Sandbox::start() {
   const auto t0 = std::chrono::steady_clock::now();
   share_ = std::make_unique<SandboxShare>(settings_.state_dir + "/share");
   vm_state_ = "booting";
-  hv_.boot(vm_config());
+  try {
+    hv_.boot(vm_config());
+  } catch (...) {
+    vm_state_ = "stopped";  // no machine: info says so, not "booting" for ever
+    throw;
+  }
   vm_state_ = "running";
   vm_waiter_ = std::thread([this] {
     vm_exit_ = hv_.wait();

@@ -62,6 +62,7 @@ class ControlApiTest : public ::testing::Test {
   void serve() {
     auto io = kj::setupAsyncIo();
     testing::HostAgentHypervisor hv(dir_ + "/agent.sock");
+    hv_ = &hv;
     Sandbox::Settings settings;
     settings.id = "sb1";
     settings.state_dir = dir_;
@@ -126,6 +127,7 @@ class ControlApiTest : public ::testing::Test {
   bool started_ok_ = false, shut_down_ = false;
   std::string start_error_;
   std::unique_ptr<ControlClient> client_;
+  testing::HostAgentHypervisor* hv_ = nullptr;  // the server thread's, while it serves
 };
 
 TEST_F(ControlApiTest, CreateStartWaitPipelinedInOneRoundTrip) {
@@ -209,6 +211,58 @@ TEST_F(ControlApiTest, ExecKillAndDeleteARunningContainer) {
   auto list = client_->wait(client_->sandbox().listContainersRequest().send());
   EXPECT_EQ(list.getContainers().size(), 0u);
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/share/sleeper")) << "the container's share is gone with it";
+}
+
+TEST_F(ControlApiTest, PauseAndResumeRefuseWhatTheyCannotDo) {
+  std::string out;
+  auto c = create("pz", bundle("b7", "echo up; while :; do sleep 0.05; done"), out);
+  client_->wait(c.startRequest().send().ignoreResult());
+  EXPECT_NE(error_of(c.resumeRequest().send().ignoreResult()).find("is running, not paused: it can't be resumed"),
+            std::string::npos);
+  // (A container's own freeze needs its cgroup, which this host-run agent
+  // has not: the e2e tier pauses containers; the VM is paused here.)
+  EXPECT_NE(error_of(client_->sandbox().resumeRequest().send().ignoreResult()).find("VM is running, not paused"),
+            std::string::npos);
+  client_->wait(client_->sandbox().pauseRequest().send().ignoreResult());
+  EXPECT_NE(error_of(client_->sandbox().pauseRequest().send().ignoreResult()).find("VM is paused, not running"),
+            std::string::npos);
+  auto info = client_->wait(client_->sandbox().infoRequest().send());
+  EXPECT_EQ(std::string(info.getInfo().getState().cStr()), "paused") << "info answers while the VM is paused";
+  client_->wait(client_->sandbox().resumeRequest().send().ignoreResult());
+  EXPECT_EQ(hv_->pauses.load(), 1) << "a refused pause does not reach the hypervisor";
+
+  auto kill = c.killRequest();
+  kill.setSignal(9);
+  client_->wait(kill.send().ignoreResult());
+  client_->wait(c.waitRequest().send().ignoreResult());
+  EXPECT_NE(error_of(c.pauseRequest().send().ignoreResult()).find("is stopped, not running"), std::string::npos);
+  auto ex = c.execRequest();
+  ex.setExecId("late");
+  ex.initProcess().initArgs(1).set(0, "true");
+  EXPECT_NE(error_of(ex.send().ignoreResult()).find("is stopped, not running: nothing to exec into"), std::string::npos);
+}
+
+TEST_F(ControlApiTest, AVmThatDiesTakesItsContainersWithItAndSaysSo) {
+  std::string out;
+  auto c = create("orphan", bundle("b8", "echo up; while :; do sleep 0.05; done"), out);
+  client_->wait(c.startRequest().send().ignoreResult());
+  auto waited = c.waitRequest().send();
+  hv_->stop();  // the "VM" (the agent's process) is killed under the running container
+  auto status = client_->wait(kj::mv(waited));
+  EXPECT_EQ(status.getStatus().getCode(), 255) << "a container whose VM ended has no exit status of its own";
+  auto info = client_->wait(c.infoRequest().send());
+  EXPECT_EQ(std::string(info.getInfo().getStatus().cStr()), "stopped");
+  auto sb = client_->wait(client_->sandbox().infoRequest().send());
+  EXPECT_EQ(std::string(sb.getInfo().getState().cStr()), "stopped");
+
+  auto late = client_->sandbox().createContainerRequest();
+  late.setId("late");
+  late.setBundle(bundle("b9", "true"));
+  EXPECT_NE(error_of(late.send().ignoreResult()).find("the sandbox's VM is stopped"), std::string::npos);
+  EXPECT_NE(error_of(client_->sandbox().pauseRequest().send().ignoreResult()).find("VM is stopped, not running"),
+            std::string::npos);
+  client_->wait(c.deleteRequest().send().ignoreResult());  // what is left of it can still be cleaned up
+  EXPECT_EQ(client_->wait(client_->sandbox().listContainersRequest().send()).getContainers().size(), 0u);
 }
 
 class EventRecorder final : public api::control::EventSink::Server {
