@@ -24,6 +24,7 @@
 
 #include "agent/agent_log.h"
 #include "agent/cgroup.h"
+#include "agent/cpu_online.h"
 #include "agent/container_launcher.h"
 #include "agent/container_spec.h"
 #include "agent/net_stats.h"
@@ -593,6 +594,15 @@ class SandboxImpl final : public api::Sandbox::Server {
     for (auto& [id, c] : containers_)
       if (c->cgroup) c->cgroup->kill_all();
     options_.power_off(ctx.getParams().getReboot());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> setOnlineCpus(SetOnlineCpusContext ctx) override {
+    try {
+      ctx.getResults().setOnline(set_online_cpus(options_.cpu_sysfs_dir, ctx.getParams().getCount()));
+    } catch (const std::runtime_error& e) {
+      refuse(e.what());
+    }
     return kj::READY_NOW;
   }
 

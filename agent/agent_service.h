@@ -26,6 +26,8 @@ struct AgentOptions {
   // (agent_server.h ends the serving, then PID 1 powers off or reboots);
   // unset: the call is refused (an agent that does not own its machine).
   std::function<void(bool reboot)> power_off;
+  // Where Sandbox.setOnlineCpus takes vCPUs online (tests give a fake one).
+  std::string cpu_sysfs_dir = "/sys/devices/system/cpu";
 };
 
 // `events` must come from a KJ loop set up after

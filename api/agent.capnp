@@ -308,4 +308,7 @@ interface Sandbox {
   watch @8 (sink :EventSink) -> (subscription :Subscription);
   # Ends every container and powers the VM off (or reboots it).
   powerOff @9 (reboot :Bool);
+  # Takes vCPUs online or offline until `count` are online (the
+  # lowest-numbered present ones); answers how many are online after.
+  setOnlineCpus @10 (count :UInt32) -> (online :UInt32);
 }

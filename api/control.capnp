@@ -103,4 +103,8 @@ interface Sandbox {
   shutdown @7 ();
   # Does nothing: the control API's round trip.
   ping @8 () -> (apiVersion :UInt32);
+  # Runs the guest on `vcpus` vCPUs (1 to the maximum it was booted for):
+  # the hypervisor's part, then the agent's (it takes them online or
+  # offline); answers how many the guest has online after.
+  resizeVcpus @9 (vcpus :UInt32) -> (vcpus :UInt32);
 }

@@ -24,6 +24,7 @@ packages=(
   acpica-tools                         # iasl: the ACPI table tests disassemble what we generate
   linux-source-6.1 bc bison flex libelf-dev   # the guest kernel (guest-kernel/build-kernel.sh)
   busybox-static python3               # initramfs and the outer VM of the e2e tier
+  golang-go golang-github-opencontainers-runtime-tools-dev   # OCI bundle validation and the conformance suite (tests/oci)
 )
 
 missing=()

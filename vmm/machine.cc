@@ -157,6 +157,13 @@ void Machine::load_boot_image(uint32_t max_vcpus, const std::string& extra_cmdli
   kernel_ = boot::load_kernel(memory_, image);
   boot::BootInfo info;
   info.cmdline = config_.cmdline + extra_cmdline;
+  // Room for more vCPUs: every possible one is present (enabled in the MADT
+  // and the MP table) and Linux brings up only `vcpus` of them (maxcpus=);
+  // the others wait for INIT/SIPI, costing nothing, until the guest sets
+  // them online (agent/cpu_online.h). ACPI hot-add of absent CPUs would need
+  // a processor device and a notify path in the DSDT; this needs neither.
+  const uint32_t present_vcpus = max_vcpus > config_.vcpus ? max_vcpus : config_.vcpus;
+  if (present_vcpus > config_.vcpus) info.cmdline += " maxcpus=" + std::to_string(config_.vcpus);
   const uint64_t cmdline_max = kernel_.header && kernel_.header->cmdline_size ? kernel_.header->cmdline_size : 4095;
   boot::write_cmdline(memory_, info.cmdline, cmdline_max);
   if (config_.initrd_path) {
@@ -166,8 +173,8 @@ void Machine::load_boot_image(uint32_t max_vcpus, const std::string& extra_cmdli
   }
   info.e820 = boot::e820_map(memory_);
   // Both MP and ACPI tables: a kernel built without ACPI still finds its CPUs.
-  boot::write_mptable(memory_, config_.vcpus, max_vcpus);
-  boot::AcpiPlatform acpi{config_.vcpus, max_vcpus, static_cast<uint16_t>(devices::AcpiPm::kBase),
+  boot::write_mptable(memory_, present_vcpus, max_vcpus);
+  boot::AcpiPlatform acpi{present_vcpus, max_vcpus, static_cast<uint16_t>(devices::AcpiPm::kBase),
                           static_cast<uint16_t>(devices::PvPanic::kPort)};
   boot::write_acpi_tables(memory_, acpi, layout::kRsdpAddr, layout::kAcpiTablesEnd);
   info.rsdp = layout::kRsdpAddr;
@@ -249,10 +256,12 @@ void Machine::create_vcpus(uint32_t max_vcpus) {
   // Create every vCPU before configuring any: KVM re-evaluates the APIC map
   // when a LAPIC is set, and an AP created after the last LAPIC write can miss
   // its INIT/SIPI (seen on PVM with exactly two vCPUs).
+  // Every possible vCPU is present (load_boot_image): the ones past
+  // `vcpus` get threads too, blocked in KVM_RUN until the guest starts them.
   std::vector<kvm::Vcpu> created;
-  created.reserve(config_.vcpus);
-  for (uint32_t i = 0; i < config_.vcpus; ++i) created.push_back(vm_.create_vcpu(i));
-  for (uint32_t i = 0; i < config_.vcpus; ++i) {
+  created.reserve(max_vcpus);
+  for (uint32_t i = 0; i < max_vcpus; ++i) created.push_back(vm_.create_vcpu(i));
+  for (uint32_t i = 0; i < max_vcpus; ++i) {
     boot::configure_vcpu(created[i], cpuid, msrs, {i, max_vcpus, tsc_deadline}, kernel_);
     vcpus_.push_back(std::make_unique<VcpuThread>(std::move(created[i]), pio_bus_, mmio_bus_, control_));
   }

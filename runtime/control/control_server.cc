@@ -220,7 +220,7 @@ class SandboxServer final : public ctl::Sandbox::Server {
       i.setId(s.id);
       i.setPid(static_cast<uint32_t>(::getpid()));
       i.setState(sandbox_.vm_state());
-      i.setVcpus(s.sizing.vcpus);
+      i.setVcpus(sandbox_.vcpus());
       i.setMemoryMib(s.sizing.memory_mib);
       i.setVersion(SKIFF_VERSION);
       i.setCommit(SKIFF_COMMIT);
@@ -277,6 +277,13 @@ class SandboxServer final : public ctl::Sandbox::Server {
       return sandbox_.shutdown().then([this] {
         // After this turn, once the answer has gone out.
         if (on_shutdown_) later_.add(kj::evalLater([this] { on_shutdown_(); }));
+      });
+    });
+  }
+  kj::Promise<void> resizeVcpus(ResizeVcpusContext ctx) override {
+    return answer([&] {
+      return sandbox_.resize_vcpus(ctx.getParams().getVcpus()).then([ctx](uint32_t online) mutable {
+        ctx.getResults().setVcpus(online);
       });
     });
   }

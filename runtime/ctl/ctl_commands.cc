@@ -245,6 +245,25 @@ void add_commands(CLI::App& app, const std::string& root, int& status) {
     cmd->callback([&root, &status, o] { status = run_ping(root, o->t.sandbox, o->count); });
   }
   {
+    struct ResizeOptions {
+      Target t;
+      uint32_t vcpus = 0;
+    };
+    auto o = std::make_shared<ResizeOptions>();
+    auto* cmd = app.add_subcommand("resize", "Run a sandbox's guest on more or fewer vCPUs (up to the maximum it booted for)");
+    add_target(cmd, o->t, false, false);
+    cmd->add_option("--vcpus", o->vcpus, "how many vCPUs the guest has online")->required()->check(CLI::Range(1, 255));
+    cmd->callback([&root, &status, o] {
+      auto client = connect(find_sandbox(root, o->t.sandbox));
+      auto req = client->sandbox().resizeVcpusRequest();
+      req.setVcpus(o->vcpus);
+      const uint32_t online = client->wait(req.send()).getVcpus();
+      std::printf("%s: %u vCPUs online\n", o->t.sandbox.c_str(), online);
+      status = online == o->vcpus ? 0 : 1;
+      if (status) std::fprintf(stderr, "skiffctl: error: the guest has %u vCPUs online, not %u\n", online, o->vcpus);
+    });
+  }
+  {
     struct RawOptions {
       Target t;
       std::string method;

@@ -21,6 +21,7 @@ struct HypervisorCapabilities {
   bool shared_fs = false;       // virtio-fs shares
   bool dax = false;             // a DAX window for a share
   bool block_devices = false;   // virtio-blk
+  bool vcpu_resize = false;     // resize_vcpus: present vCPUs the guest takes online and offline
 };
 
 class Hypervisor {
@@ -38,6 +39,12 @@ class Hypervisor {
   virtual void stop() = 0;
   // Blocks until the VM has ended; call it from a thread of its own.
   virtual VmExit wait() = 0;
+
+  // Makes `vcpus` vCPUs available to the guest, which then takes them
+  // online or offline itself (its agent's setOnlineCpus). Throws
+  // ConfigError when `vcpus` is 0 or above what the machine was booted
+  // for (VmConfig::max_vcpus), or the hypervisor can't (capabilities).
+  virtual void resize_vcpus(uint32_t vcpus) = 0;
 
   virtual void add_device(const DeviceConfig& device) = 0;
   virtual bool remove_device(const std::string& id) = 0;

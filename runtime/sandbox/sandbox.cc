@@ -7,6 +7,7 @@
 
 #include <chrono>
 
+#include "base/config_error.h"
 #include "base/log.h"
 #include "runtime/oci/hooks.h"
 #include "runtime/sandbox/control_errors.h"
@@ -104,7 +105,7 @@ VmConfig Sandbox::vm_config() const {
                std::to_string(settings_.config.agent.port) + " skiff.agent_grace_ms=" + std::to_string(settings_.config.agent.grace_ms);
   if (!h.kernel_params.empty()) vm.cmdline += " " + h.kernel_params;
   if (!settings_.sizing.extra_kernel_params.empty()) vm.cmdline += " " + settings_.sizing.extra_kernel_params;
-  vm.vcpus = settings_.sizing.vcpus;
+  vm.vcpus = settings_.sizing.vcpus;  // vcpus_ follows it once booted
   vm.max_vcpus = settings_.sizing.max_vcpus;
   vm.memory_mib = settings_.sizing.memory_mib;
   vm.hugepages = h.hugepages;
@@ -134,6 +135,7 @@ kj::Promise<void> Sandbox::start() {
     throw;
   }
   vm_state_ = "running";
+  vcpus_ = settings_.sizing.vcpus;
   vm_waiter_ = std::thread([this] {
     vm_exit_ = hv_.wait();
     vm_end_fulfiller_->fulfill();
@@ -428,6 +430,25 @@ void Sandbox::keep_until_exit(const std::string& container_id, kj::Promise<void>
   auto& c = container(container_id);
   c.keep_alive.push_back(std::move(resource));
   tasks_.add(kj::mv(task));
+}
+
+kj::Promise<uint32_t> Sandbox::resize_vcpus(uint32_t vcpus) {
+  if (vm_state_ != "running") throw_control_error("the sandbox's VM is " + vm_state_ + ", not running: its vCPUs can't be resized");
+  if (!hv_.capabilities().vcpu_resize) throw_control_error(hv_.name() + " can't resize a running VM's vCPUs");
+  try {
+    hv_.resize_vcpus(vcpus);
+  } catch (const ConfigError& e) {
+    throw_control_error(e.what());
+  }
+  auto req = KJ_ASSERT_NONNULL(agent_).setOnlineCpusRequest();
+  req.setCount(vcpus);
+  return req.send().then([this, asked = vcpus](capnp::Response<api::Sandbox::SetOnlineCpusResults>&& r) {
+    const uint32_t before = vcpus_;
+    vcpus_ = r.getOnline();
+    log::info("sandbox", "vCPUs resized",
+              {{"asked", int64_t{asked}}, {"before", int64_t{before}}, {"online", int64_t{vcpus_}}});
+    return vcpus_;
+  });
 }
 
 void Sandbox::pause_vm() {

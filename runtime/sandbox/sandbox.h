@@ -111,6 +111,12 @@ class Sandbox {
   kj::Promise<void> delete_container(Container& c, bool force);
   kj::Promise<ExitInfo> wait(Container& c);
 
+  // The guest's vCPUs online now (the sizing's count until a resize).
+  uint32_t vcpus() const { return vcpus_; }
+  // Control-API errors for a VM not running, a hypervisor that can't, a
+  // count out of range; resolves to the guest's online count after.
+  kj::Promise<uint32_t> resize_vcpus(uint32_t vcpus);
+
   void pause_vm();
   void resume_vm();
   // Idempotent; resolves once the VM has ended.
@@ -154,6 +160,7 @@ class Sandbox {
   std::string vm_state_ = "created";
   std::string agent_version_, guest_kernel_;
   uint32_t boot_millis_ = 0;
+  uint32_t vcpus_ = 0;
 
   kj::Own<kj::AsyncIoStream> agent_stream_;
   kj::Own<capnp::TwoPartyClient> agent_rpc_;

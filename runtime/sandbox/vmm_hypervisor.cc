@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 
+#include "base/config_error.h"
 #include "base/sys_error.h"
 #include "virtio/vsock/vsock_device.h"
 #include "vmm/machine.h"
@@ -20,6 +21,7 @@ HypervisorCapabilities VmmHypervisor::capabilities() const {
   c.shared_fs = true;
   c.dax = true;
   c.block_devices = true;
+  c.vcpu_resize = true;
   return c;
 }
 
@@ -31,7 +33,17 @@ Machine& VmmHypervisor::machine() const {
 void VmmHypervisor::boot(const VmConfig& config) {
   if (machine_) throw std::logic_error("the VM was booted already");
   machine_ = std::make_unique<Machine>(config);
+  max_vcpus_ = config.max_vcpus ? config.max_vcpus : config.vcpus;
   machine_->start();
+}
+
+void VmmHypervisor::resize_vcpus(uint32_t vcpus) {
+  machine();  // booted
+  // Every possible vCPU exists and is present from boot (vmm/machine.cc):
+  // what changes is how many the guest runs, so the bound is all there is.
+  if (vcpus == 0 || vcpus > max_vcpus_)
+    throw ConfigError(std::to_string(vcpus) + " vCPUs: this sandbox was booted for 1 to " + std::to_string(max_vcpus_) +
+                      " (hypervisor.default_maxvcpus)");
 }
 
 void VmmHypervisor::pause() { machine().pause(); }

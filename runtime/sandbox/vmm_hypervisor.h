@@ -24,6 +24,7 @@ class VmmHypervisor final : public Hypervisor {
   void resume() override;
   void stop() override;
   VmExit wait() override;
+  void resize_vcpus(uint32_t vcpus) override;
   void add_device(const DeviceConfig& device) override;
   bool remove_device(const std::string& id) override;
   UniqueFd connect_vsock(uint32_t port) override;
@@ -31,6 +32,7 @@ class VmmHypervisor final : public Hypervisor {
  private:
   Machine& machine() const;
   std::unique_ptr<Machine> machine_;
+  uint32_t max_vcpus_ = 0;
 };
 
 }  // namespace skiff::runtime

@@ -56,6 +56,14 @@ ctl status box | grep -q '"state": "paused"' || cli_fail "the VM is not paused"
 ctl resume box || cli_fail "resume of the VM failed"
 ctl status box | grep -q '"state": "running"' || cli_fail "the VM is not running after resume"
 
+# More vCPUs while it runs, and fewer again (the VM boots with room for 2).
+ctl status box | grep -q '"vcpus": 1' || cli_fail "the sandbox did not start on 1 vCPU"
+ctl resize box --vcpus 2 > "$WORK/resize.txt" 2>&1 || cli_fail "resize to 2: $(cat "$WORK/resize.txt")"
+[ "$(ctl exec box box -- grep -c ^processor /proc/cpuinfo < /dev/null)" = 2 ] || cli_fail "the container does not see 2 vCPUs"
+ctl status box | grep -q '"vcpus": 2' || cli_fail "status does not say 2 vCPUs"
+ctl resize box --vcpus 1 > "$WORK/resize.txt" 2>&1 || cli_fail "resize to 1: $(cat "$WORK/resize.txt")"
+[ "$(ctl exec box box -- grep -c ^processor /proc/cpuinfo < /dev/null)" = 1 ] || cli_fail "the container still sees 2 vCPUs"
+
 # Wrong input: one line naming what was wrong, status 1 (2 for usage).
 expect_error() {  # expected status, expected text, skiffctl arguments...
   want=$1 text=$2; shift 2
@@ -70,6 +78,7 @@ expect_error 1 'not a parameterless method' raw box frobnicate
 expect_error 1 'signal' kill box box SIGNOPE
 expect_error 2 'error' exec box box
 expect_error 2 'error' list --no-such-flag
+expect_error 1 '3 vCPUs: this sandbox was booted for 1 to 2' resize box --vcpus 3
 
 ctl kill box box TERM || cli_fail "kill failed"
 i=0; while ! ctl status box box | grep -q '"status": "stopped"' && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -98,4 +107,4 @@ grep -Eq '^gone +0 +stopped' "$WORK/list2.txt" || cli_fail "list of a dead sandb
 expect_error 1 'sandbox process is gone' status gone
 sk delete --force gone || cli_fail "delete --force of the dead sandbox failed"
 left=$(leftovers gone); [ -z "$left" ] || cli_fail "left behind: $left"
-echo "ctl_lifecycle: list, status, exec (env, cwd, stdin, terminal), raw, stats, ping, pause/resume, events, kill, errors and a killed sandbox checked"
+echo "ctl_lifecycle: list, status, exec (env, cwd, stdin, terminal), raw, stats, ping, vCPU resize, pause/resume, events, kill, errors and a killed sandbox checked"

@@ -63,12 +63,18 @@ class ControlApiTest : public ::testing::Test {
     auto io = kj::setupAsyncIo();
     testing::HostAgentHypervisor hv(dir_ + "/agent.sock");
     hv_ = &hv;
+    // A sysfs for the agent's setOnlineCpus: two present, CPU 0 online.
+    hv.cpu_sysfs_dir = dir_ + "/cpu";
+    std::filesystem::create_directories(hv.cpu_sysfs_dir + "/cpu1");
+    std::ofstream(hv.cpu_sysfs_dir + "/present") << "0-1\n";
+    std::ofstream(hv.cpu_sysfs_dir + "/online") << "0\n";
+    std::ofstream(hv.cpu_sysfs_dir + "/cpu1/online") << "0\n";
     Sandbox::Settings settings;
     settings.id = "sb1";
     settings.state_dir = dir_;
     settings.config = default_config("/nonexistent/kernel", "");
     settings.config.hypervisor.boot_timeout_ms = 10000;
-    settings.sizing = {1, 1, 128, ""};
+    settings.sizing = {1, 2, 128, ""};
     {
       Sandbox sandbox(io, hv, settings);
       try {
@@ -263,6 +269,31 @@ TEST_F(ControlApiTest, AVmThatDiesTakesItsContainersWithItAndSaysSo) {
             std::string::npos);
   client_->wait(c.deleteRequest().send().ignoreResult());  // what is left of it can still be cleaned up
   EXPECT_EQ(client_->wait(client_->sandbox().listContainersRequest().send()).getContainers().size(), 0u);
+}
+
+TEST_F(ControlApiTest, ResizeVcpusAsksTheAgentWithinTheBootedMaximum) {
+  auto resize = [&](uint32_t n) {
+    auto req = client_->sandbox().resizeVcpusRequest();
+    req.setVcpus(n);
+    return req.send();
+  };
+  std::string cpu1;
+  const uint32_t online = client_->wait(resize(2)).getVcpus();
+  std::ifstream(dir_ + "/cpu/cpu1/online") >> cpu1;
+  EXPECT_EQ(cpu1, "1") << "the agent set CPU 1 online";
+  // What the guest's kernel says is online comes back (this fake one never changes).
+  EXPECT_EQ(online, 1u);
+  EXPECT_EQ(client_->wait(client_->sandbox().infoRequest().send()).getInfo().getVcpus(), 1u);
+
+  EXPECT_NE(error_of(resize(3).ignoreResult()).find("vcpus 3 out of 1..2"), std::string::npos);
+  EXPECT_NE(error_of(resize(0).ignoreResult()).find("vcpus 0 out of 1..2"), std::string::npos);
+  client_->wait(client_->sandbox().pauseRequest().send().ignoreResult());
+  EXPECT_NE(error_of(resize(1).ignoreResult()).find("paused, not running: its vCPUs can't be resized"), std::string::npos);
+  client_->wait(client_->sandbox().resumeRequest().send().ignoreResult());
+  std::ofstream(dir_ + "/cpu/online") << "0-1\n";  // as if the kernel had brought CPU 1 up
+  client_->wait(resize(1).ignoreResult());
+  std::ifstream(dir_ + "/cpu/cpu1/online") >> cpu1;
+  EXPECT_EQ(cpu1, "0") << "and offline again";
 }
 
 class EventRecorder final : public api::control::EventSink::Server {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "agent/agent_server.h"
+#include "base/config_error.h"
 #include "runtime/sandbox/hypervisor.h"
 
 namespace skiff::runtime::testing {
@@ -41,10 +42,12 @@ class HostAgentHypervisor final : public Hypervisor {
   HypervisorCapabilities capabilities() const override {
     HypervisorCapabilities c;
     c.pause = true;
+    c.vcpu_resize = true;
     return c;
   }
-  void boot(const VmConfig&) override {
+  void boot(const VmConfig& config) override {
     booted_vcpus_ = 1;
+    max_vcpus_ = config.max_vcpus ? config.max_vcpus : config.vcpus;
     agent::Fd listener = agent::listen_unix(path_);
     child_ = ::fork();
     if (child_ < 0) throw std::runtime_error("fork");
@@ -60,6 +63,8 @@ class HostAgentHypervisor final : public Hypervisor {
         try {
           agent::ServeOptions options;
           options.agent.cgroup_parent = cgroup_parent_;
+          // Never the host's own CPUs: a fake sysfs, or a path that fails.
+          options.agent.cpu_sysfs_dir = cpu_sysfs_dir.empty() ? "/nonexistent/cpu" : cpu_sysfs_dir;
           options.reconnect_grace = std::chrono::seconds(30);
           code = 10 + static_cast<int>(agent::serve(kj::mv(listener), kj::mv(options)));
         } catch (...) {
@@ -82,6 +87,9 @@ class HostAgentHypervisor final : public Hypervisor {
     exit_status = status;
     const bool powered_off = WIFEXITED(status) && WEXITSTATUS(status) == 10 + static_cast<int>(agent::ServeEnd::PowerOff);
     return powered_off ? VmExit{VmExitKind::PowerOff, "the agent powered off"} : VmExit{VmExitKind::Stopped, "the agent process ended"};
+  }
+  void resize_vcpus(uint32_t vcpus) override {
+    if (vcpus == 0 || vcpus > max_vcpus_) throw ConfigError("vcpus " + std::to_string(vcpus) + " out of 1.." + std::to_string(max_vcpus_));
   }
   void add_device(const DeviceConfig&) override {}
   bool remove_device(const std::string&) override { return false; }
@@ -119,10 +127,12 @@ class HostAgentHypervisor final : public Hypervisor {
   std::atomic<int> pauses{0};
   int exit_status = -1;  // waitpid's status of the agent process
   int booted_vcpus_ = 0;
+  std::string cpu_sysfs_dir;  // the agent's /sys/devices/system/cpu; set before boot
 
  private:
   std::string path_, cgroup_parent_;
   pid_t child_ = -1;
+  uint32_t max_vcpus_ = 0;
   std::atomic<bool> ended_{false};
   std::vector<std::thread> relays_;
 };

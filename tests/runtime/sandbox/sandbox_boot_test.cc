@@ -49,6 +49,7 @@ class FakeHypervisor final : public Hypervisor {
     cv_.wait(lock, [this] { return stopped_; });
     return {VmExitKind::Stopped, "stopped by the host"};
   }
+  void resize_vcpus(uint32_t) override {}
   void add_device(const DeviceConfig&) override {}
   bool remove_device(const std::string&) override { return false; }
   UniqueFd connect_vsock(uint32_t) override {
