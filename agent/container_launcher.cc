@@ -170,6 +170,10 @@ void dev_symlinks(int root) {
       {"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}};
   const std::string base = proc_fd(dev);
   for (auto [to, name] : links) ::symlink(to, (base + "/" + name).c_str());
+  // The container's own devpts instance's ptmx, as runc links it
+  // (config-linux.md#default-devices): a node here would be the guest's.
+  ::unlinkat(dev, "ptmx", 0);
+  ::symlink("pts/ptmx", (base + "/ptmx").c_str());
   ::close(dev);
 }
 

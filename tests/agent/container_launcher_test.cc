@@ -185,7 +185,8 @@ TEST_F(LauncherTest, MountsMaskedAndReadonlyPathsAndAReadonlyRoot) {
 }
 
 TEST_F(LauncherTest, DefaultDevicesAndSpecDevices) {
-  const Result r = run(config_for(rootfs, "ls -l /dev/null /dev/zero /dev/urandom /dev/mydev; echo ok > /dev/null && echo null-ok",
+  const Result r = run(config_for(rootfs, "ls -l /dev/null /dev/zero /dev/urandom /dev/mydev; echo ok > /dev/null && echo null-ok; "
+                                  "echo ptmx=$(readlink /dev/ptmx)",
                                   [](auto s) {
                                     auto d = s.getLinux().initDevices(1);
                                     d[0].setType("c");
@@ -198,6 +199,7 @@ TEST_F(LauncherTest, DefaultDevicesAndSpecDevices) {
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_NE(r.out.find("crw-------    1 root     root        1,   5"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("null-ok"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ptmx=pts/ptmx"), std::string::npos) << "runc's /dev/ptmx link: " << r.out;
 }
 
 TEST_F(LauncherTest, SeccompErrnoFromTheProfile) {

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Runs our OCI runtime-spec conformance suite against a runtime with runc's
+# command line (skiff, or runc itself for reference):
+#   conformance.sh RUNTIME OUT_DIR [HARNESS_ARGS...]
+# builds the harness (harness/main.go) and the in-container checker
+# (checker/main.go, static) into OUT_DIR with Debian's Go, offline, then runs
+#   OUT_DIR/oci_conformance --runtime RUNTIME --checker OUT_DIR/oci_check \
+#     --work TEMP_DIR [HARNESS_ARGS...]
+# (HARNESS_ARGS: --root DIR, --run REGEX, --skip REGEX, --timeout 60s). The
+# TAP goes to stdout and to OUT_DIR/oci-conformance.tap.
+# Exit status: the harness's (0: all passed; 1: something failed, or the
+# build failed; 2: bad usage); 77 (skip) when Go, the runtime-tools sources
+# or busybox-static are not installed. Run it as root. See README.md here.
+set -euo pipefail
+
+if [ $# -lt 2 ]; then
+  echo "usage: $0 RUNTIME OUT_DIR [HARNESS_ARGS...]" >&2
+  exit 2
+fi
+runtime=$1
+out_dir=$2
+shift 2
+here=$(cd "$(dirname "$0")" && pwd)
+gopath=/usr/share/gocode
+tools_src=$gopath/src/github.com/opencontainers/runtime-tools
+
+skip() { echo "oci-conformance: SKIP: $*"; exit 77; }
+command -v go >/dev/null 2>&1 || skip "go not found (apt package golang-go)"
+if [ ! -f "$tools_src/generate/generate.go" ] || [ ! -f "$tools_src/specerror/runtime.go" ]; then
+  skip "no runtime-tools sources in $tools_src (apt package golang-github-opencontainers-runtime-tools-dev)"
+fi
+[ -x /bin/busybox ] || skip "no /bin/busybox for the rootfs (apt package busybox-static)"
+# ldd succeeds on a dynamic executable: the rootfs has no libc for it.
+if ldd /bin/busybox >/dev/null 2>&1; then
+  skip "/bin/busybox is not static (apt package busybox-static)"
+fi
+
+case $runtime in
+  */*) ;;
+  *) runtime=$(command -v "$runtime" || echo "$runtime") ;;
+esac
+if [ ! -x "$runtime" ] || [ -d "$runtime" ]; then
+  echo "oci-conformance: FAIL: $runtime is not an executable" >&2
+  exit 1
+fi
+runtime=$(cd "$(dirname "$runtime")" && pwd)/$(basename "$runtime")
+
+# --- the programs: Debian's Go, GOPATH mode, no network ----------------------
+mkdir -p "$out_dir"
+out_dir=$(cd "$out_dir" && pwd)
+build() { # NAME DIR
+  (cd "$here/$2" && GO111MODULE=off GOPATH=$gopath CGO_ENABLED=0 GOFLAGS="" GOPROXY=off \
+     GOCACHE=${GOCACHE:-$out_dir/go-cache} go build -o "$out_dir/$1" main.go)
+}
+t0=$(date +%s.%N)
+for prog in "oci_check checker" "oci_conformance harness"; do
+  name=${prog% *}
+  dir=${prog#* }
+  if ! build "$name" "$dir"; then
+    echo "oci-conformance: FAIL: building $dir/main.go with $(go version) failed" >&2
+    exit 1
+  fi
+done
+t1=$(date +%s.%N)
+build_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
+echo "# oci-conformance: built $out_dir/oci_check and $out_dir/oci_conformance in $build_s s ($(go version | awk '{print $3}'), GOPATH=$gopath)"
+
+# --- the run -----------------------------------------------------------------
+work=$(mktemp -d "${TMPDIR:-/tmp}/oci-conformance.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+rc=0
+"$out_dir/oci_conformance" --runtime "$runtime" --checker "$out_dir/oci_check" --work "$work" "$@" |
+  tee "$out_dir/oci-conformance.tap" || rc=${PIPESTATUS[0]}
+exit "$rc"
