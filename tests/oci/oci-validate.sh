@@ -21,17 +21,16 @@ fi
 skiff=$1
 out_dir=$2
 here=$(cd "$(dirname "$0")" && pwd)
-gopath=/usr/share/gocode
-tools_src=$gopath/src/github.com/opencontainers/runtime-tools/validate
-schema_dir=$gopath/src/github.com/opencontainers/runtime-spec/schema
+schema_dir=/usr/share/gocode/src/github.com/opencontainers/runtime-spec/schema
 
 skip() { echo "oci-validate: SKIP: $*"; exit 77; }
-command -v go >/dev/null 2>&1 || skip "go not found (apt package golang-go)"
-[ -f "$tools_src/validate.go" ] ||
-  skip "no runtime-tools sources in $tools_src (apt package golang-github-opencontainers-runtime-tools-dev)"
+# shellcheck source=go-offline.sh
+. "$here/go-offline.sh"
+go_offline_require
+[ -f "$runtime_tools_src/validate/validate.go" ] ||
+  skip "no runtime-tools validate package in $runtime_tools_src (apt package golang-github-opencontainers-runtime-tools-dev)"
 [ -f "$schema_dir/config-schema.json" ] ||
   skip "no runtime-spec JSON schema in $schema_dir (apt package golang-github-opencontainers-specs-dev)"
-[ -x /bin/busybox ] || skip "no /bin/busybox for the rootfs (apt package busybox-static)"
 if [ ! -x "$skiff" ]; then
   echo "oci-validate: FAIL: $skiff is not an executable" >&2
   exit 1
@@ -43,14 +42,13 @@ mkdir -p "$out_dir"
 out_dir=$(cd "$out_dir" && pwd)
 validator=$out_dir/validate_bundle
 t0=$(date +%s.%N)
-if ! (cd "$here" && GO111MODULE=off GOPATH=$gopath CGO_ENABLED=0 GOFLAGS= GOPROXY=off \
-        GOCACHE=${GOCACHE:-$out_dir/go-cache} go build -o "$validator" validate_bundle.go); then
+if ! go_offline_build "$here" "$validator" validate_bundle.go; then
   echo "oci-validate: FAIL: building validate_bundle with $(go version) failed" >&2
   exit 1
 fi
 t1=$(date +%s.%N)
 build_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-echo "oci-validate: built $validator in $build_s s ($(go version | awk '{print $3}'), GOPATH=$gopath)"
+echo "oci-validate: built $validator in $build_s s ($(go version | awk '{print $3}'), GOPATH=$go_gopath)"
 
 # --- the bundles -------------------------------------------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/oci-validate.XXXXXX")

@@ -21,19 +21,10 @@ runtime=$1
 out_dir=$2
 shift 2
 here=$(cd "$(dirname "$0")" && pwd)
-gopath=/usr/share/gocode
-tools_src=$gopath/src/github.com/opencontainers/runtime-tools
-
 skip() { echo "oci-conformance: SKIP: $*"; exit 77; }
-command -v go >/dev/null 2>&1 || skip "go not found (apt package golang-go)"
-if [ ! -f "$tools_src/generate/generate.go" ] || [ ! -f "$tools_src/specerror/runtime.go" ]; then
-  skip "no runtime-tools sources in $tools_src (apt package golang-github-opencontainers-runtime-tools-dev)"
-fi
-[ -x /bin/busybox ] || skip "no /bin/busybox for the rootfs (apt package busybox-static)"
-# ldd succeeds on a dynamic executable: the rootfs has no libc for it.
-if ldd /bin/busybox >/dev/null 2>&1; then
-  skip "/bin/busybox is not static (apt package busybox-static)"
-fi
+# shellcheck source=../go-offline.sh
+. "$here/../go-offline.sh"
+go_offline_require
 
 case $runtime in
   */*) ;;
@@ -48,10 +39,7 @@ runtime=$(cd "$(dirname "$runtime")" && pwd)/$(basename "$runtime")
 # --- the programs: Debian's Go, GOPATH mode, no network ----------------------
 mkdir -p "$out_dir"
 out_dir=$(cd "$out_dir" && pwd)
-build() { # NAME DIR
-  (cd "$here/$2" && GO111MODULE=off GOPATH=$gopath CGO_ENABLED=0 GOFLAGS="" GOPROXY=off \
-     GOCACHE=${GOCACHE:-$out_dir/go-cache} go build -o "$out_dir/$1" main.go)
-}
+build() { go_offline_build "$here/$2" "$out_dir/$1" main.go; } # NAME DIR
 t0=$(date +%s.%N)
 for prog in "oci_check checker" "oci_conformance harness"; do
   name=${prog% *}
@@ -63,7 +51,7 @@ for prog in "oci_check checker" "oci_conformance harness"; do
 done
 t1=$(date +%s.%N)
 build_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-echo "# oci-conformance: built $out_dir/oci_check and $out_dir/oci_conformance in $build_s s ($(go version | awk '{print $3}'), GOPATH=$gopath)"
+echo "# oci-conformance: built $out_dir/oci_check and $out_dir/oci_conformance in $build_s s ($(go version | awk '{print $3}'), GOPATH=$go_gopath)"
 
 # --- the run -----------------------------------------------------------------
 work=$(mktemp -d "${TMPDIR:-/tmp}/oci-conformance.XXXXXX")

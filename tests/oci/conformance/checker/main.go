@@ -44,74 +44,25 @@ import (
 	"github.com/opencontainers/runtime-tools/specerror"
 	"github.com/syndtr/gocapability/capability"
 	"golang.org/x/sys/unix"
+	ocireq "skiffoci/req"
 )
 
 const (
-	// AreasAnnotation lists the areas to check (all when absent).
-	areasAnnotation = "org.skiff.oci-check.areas"
-	// HostNSAnnotation holds the runtime's namespaces as TYPE:INODE pairs
-	// (comma-separated), so that "a new namespace" can be checked.
-	hostNSAnnotation = "org.skiff.oci-check.host-ns"
+	areasAnnotation  = ocireq.AreasAnnotation // the areas to check (all when absent)
+	hostNSAnnotation = ocireq.HostNSAnnotation
 	// NofileEnv: the soft RLIMIT_NOFILE as a shell saw it before it
 	// exec'ed the checker (see checkRlimits).
 	nofileEnv = "OCI_CHECK_SH_NOFILE"
 )
 
-// req is the requirement a check is about.
-type req struct {
-	section string         // where the property is defined, e.g. "config.md#hostname"
-	code    specerror.Code // 0: no specerror code
-	name    string         // the code's name in specerror
-	level   rfc2119.Level  // for a requirement without a code
-	text    string         // what the spec requires
-	hasLvl  bool           // level is set
-}
+// The requirements' type and how a line cites one: shared with the
+// other program of the suite (gopath/src/skiffoci/req).
+type req = ocireq.Req
 
-func coded(section string, code specerror.Code, name, text string) req {
-	return req{section: section, code: code, name: name, text: text}
-}
-
-func plain(section string, level rfc2119.Level, text string) req {
-	return req{section: section, level: level, hasLvl: true, text: text}
-}
-
-// tag renders the requirement for the end of a result line: the section,
-// then the specerror code's reference, level and name, e.g.
-// "[config.md#root MUST RootReadonlyImplement]".
-func (r req) tag() string {
-	var parts []string
-	if r.code != 0 {
-		ref, level := codeRef(r.code, r.text)
-		if r.section != "" && r.section != ref {
-			parts = append(parts, r.section)
-		}
-		parts = append(parts, ref+" "+level+" "+r.name)
-	} else {
-		s := r.section
-		if r.hasLvl {
-			s += " " + r.level.String()
-		}
-		parts = append(parts, s)
-	}
-	return "[" + strings.Join(parts, "; ") + "]"
-}
-
-// codeRef is a specerror code's reference (the part after the spec
-// version, e.g. "runtime.md#create") and RFC 2119 level.
-func codeRef(code specerror.Code, text string) (ref, level string) {
-	var se *specerror.Error
-	if !errors.As(specerror.NewError(code, errors.New(text), rspec.Version), &se) {
-		return fmt.Sprintf("specerror code %#x", int64(code)), "?"
-	}
-	ref = se.Err.Reference
-	if i := strings.Index(ref, "/blob/"); i >= 0 {
-		ref = ref[i+len("/blob/"):]
-		if j := strings.Index(ref, "/"); j >= 0 {
-			ref = ref[j+1:]
-		}
-	}
-	return ref, se.Err.Level.String()
-}
+var (
+	coded = ocireq.Coded
+	plain = ocireq.Plain
+)
 
 // Requirements the checks cite.
 var (
@@ -171,18 +122,18 @@ type checker struct {
 
 func (c *checker) pass(area, what string, r req) {
 	c.ok++
-	fmt.Printf("ok - %s: %s %s\n", area, what, r.tag())
+	fmt.Printf("ok - %s: %s %s\n", area, what, r.Tag())
 }
 
 func (c *checker) fail(area, what, detail string, r req) {
 	c.failed++
-	fmt.Printf("not ok - %s: %s: %s %s\n", area, what, oneLine(detail), r.tag())
-	fmt.Printf("# %s\n", r.text)
+	fmt.Printf("not ok - %s: %s: %s %s\n", area, what, oneLine(detail), r.Tag())
+	fmt.Printf("# %s\n", r.Text)
 }
 
 func (c *checker) skip(area, what, why string, r req) {
 	c.skips++
-	fmt.Printf("ok - %s: %s %s # SKIP %s\n", area, what, r.tag(), oneLine(why))
+	fmt.Printf("ok - %s: %s %s # SKIP %s\n", area, what, r.Tag(), oneLine(why))
 }
 
 // result is pass when detail is "", fail otherwise.

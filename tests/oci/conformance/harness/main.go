@@ -63,65 +63,24 @@ import (
 	rfc2119 "github.com/opencontainers/runtime-tools/error"
 	"github.com/opencontainers/runtime-tools/generate"
 	"github.com/opencontainers/runtime-tools/specerror"
-)
-
-// Annotations the checker reads (see checker/main.go).
-const (
-	areasAnnotation  = "org.skiff.oci-check.areas"
-	hostNSAnnotation = "org.skiff.oci-check.host-ns"
+	ocireq "skiffoci/req"
 )
 
 // --- requirements ------------------------------------------------------------
 
-// req is the requirement a result is about.
-type req struct {
-	section string         // where the property or operation is defined
-	code    specerror.Code // 0: no specerror code
-	name    string         // the code's name in specerror
-	level   rfc2119.Level  // for a requirement without a code
-	text    string         // what the spec requires
-}
+const (
+	areasAnnotation  = ocireq.AreasAnnotation
+	hostNSAnnotation = ocireq.HostNSAnnotation
+)
 
-func coded(section string, code specerror.Code, name, text string) req {
-	return req{section: section, code: code, name: name, text: text}
-}
+// The requirements' type and how a line cites one: shared with the
+// other program of the suite (gopath/src/skiffoci/req).
+type req = ocireq.Req
 
-func plain(section string, level rfc2119.Level, text string) req {
-	return req{section: section, level: level, text: text}
-}
-
-// tag renders the requirement for the end of a result line, e.g.
-// "[runtime.md#create MUST CreateWithUniqueID]".
-func (r req) tag() string {
-	var parts []string
-	if r.code != 0 {
-		ref, level := codeRef(r.code, r.text)
-		if r.section != "" && r.section != ref {
-			parts = append(parts, r.section)
-		}
-		parts = append(parts, ref+" "+level+" "+r.name)
-	} else {
-		parts = append(parts, r.section+" "+r.level.String())
-	}
-	return "[" + strings.Join(parts, "; ") + "]"
-}
-
-// codeRef is a specerror code's reference (the part after the spec
-// version: "runtime.md#create") and its RFC 2119 level.
-func codeRef(code specerror.Code, text string) (ref, level string) {
-	var se *specerror.Error
-	if !errors.As(specerror.NewError(code, errors.New(text), rspec.Version), &se) {
-		return fmt.Sprintf("specerror code %#x", int64(code)), "?"
-	}
-	ref = se.Err.Reference
-	if i := strings.Index(ref, "/blob/"); i >= 0 {
-		ref = ref[i+len("/blob/"):]
-		if j := strings.Index(ref, "/"); j >= 0 {
-			ref = ref[j+1:]
-		}
-	}
-	return ref, se.Err.Level.String()
-}
+var (
+	coded = ocireq.Coded
+	plain = ocireq.Plain
+)
 
 var (
 	reqQueryNonExist = coded("", specerror.QueryNonExistGenError, "QueryNonExistGenError",
@@ -330,13 +289,13 @@ type T struct {
 
 func (t *T) pass(what string, r req) {
 	t.h.tap.passed++
-	t.h.tap.emit("ok", fmt.Sprintf("%s: %s %s", t.name, what, r.tag()), nil)
+	t.h.tap.emit("ok", fmt.Sprintf("%s: %s %s", t.name, what, r.Tag()), nil)
 }
 
 func (t *T) notOK(what string, r req, diag ...string) {
 	t.fail = true
 	t.h.tap.failed++
-	t.h.tap.emit("not ok", fmt.Sprintf("%s: %s %s", t.name, what, r.tag()), append([]string{r.text}, diag...))
+	t.h.tap.emit("not ok", fmt.Sprintf("%s: %s %s", t.name, what, r.Tag()), append([]string{r.Text}, diag...))
 }
 
 // check reports cond; diag explains a failure.
