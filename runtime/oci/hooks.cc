@@ -2,12 +2,14 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -26,6 +28,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+std::atomic<int> hook_mount_ns{-1};
+
 struct Pipe {
   UniqueFd read, write;
 };
@@ -37,7 +41,7 @@ Pipe make_pipe(const std::string& what) {
 }
 
 // In the child between fork and exec: async-signal-safe calls only.
-[[noreturn]] void exec_child(const char* path, char* const* argv, char* const* envp, int stdin_fd, int err_fd) {
+[[noreturn]] void exec_child(const char* path, char* const* argv, char* const* envp, int stdin_fd, int err_fd, int mount_ns) {
   // The caller's blocked and ignored signals would outlive exec; a hook
   // starts as runc's do, with none.
   sigset_t none;
@@ -47,7 +51,9 @@ Pipe make_pipe(const std::string& what) {
   dfl.sa_handler = SIG_DFL;
   sigaction(SIGPIPE, &dfl, nullptr);
   int err = 0;
-  if (::dup2(stdin_fd, STDIN_FILENO) < 0 || ::dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+  if (mount_ns >= 0 && ::setns(mount_ns, CLONE_NEWNS) != 0) {
+    err = -errno;  // negative: the parent tells setns's failure from exec's
+  } else if (::dup2(stdin_fd, STDIN_FILENO) < 0 || ::dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
     err = errno;
   } else {
     // Only stdio goes to the hook (Go's os/exec passes nothing else); the
@@ -129,9 +135,10 @@ void run_hook(const Hook& hook, std::string_view phase, const std::string& state
 
   Pipe in = make_pipe(who);
   Pipe err = make_pipe(who);
+  const int mount_ns = hook_mount_ns.load();
   const pid_t pid = ::fork();
   if (pid < 0) throw_errno("fork for " + who);
-  if (pid == 0) exec_child(hook.path.c_str(), argv.data(), envp.data(), in.read.get(), err.write.get());
+  if (pid == 0) exec_child(hook.path.c_str(), argv.data(), envp.data(), in.read.get(), err.write.get(), mount_ns);
   in.read.reset();
   err.write.reset();
 
@@ -140,6 +147,8 @@ void run_hook(const Hook& hook, std::string_view phase, const std::string& state
   const ssize_t n = retry_eintr([&] { return ::read(err.read.get(), &exec_errno, sizeof exec_errno); });
   if (n == static_cast<ssize_t>(sizeof exec_errno)) {
     reaped(pid, true);
+    if (exec_errno < 0)
+      throw std::runtime_error(who + ": joining the runtime's mount namespace failed: " + std::strerror(-exec_errno));
     throw std::runtime_error(who + ": exec failed: " + std::strerror(exec_errno));
   }
 
@@ -201,6 +210,8 @@ void run_hook(const Hook& hook, std::string_view phase, const std::string& state
 }
 
 }  // namespace
+
+void set_hook_mount_namespace(int fd) { hook_mount_ns.store(fd); }
 
 void run_hooks(const std::vector<Hook>& hooks, std::string_view phase, const std::string& state_json) {
   for (const auto& h : hooks) run_hook(h, phase, state_json);

@@ -23,6 +23,12 @@ namespace skiff::runtime::oci {
 // in the process may reap children it did not start (waitpid(-1)).
 void run_hooks(const std::vector<Hook>& hooks, std::string_view phase, const std::string& state_json);
 
+// The spec runs hooks "in the runtime namespace": the sandbox process
+// unshares its mounts, so it keeps an fd of the mount namespace it started
+// in and each hook joins it (setns) before exec. -1 (the default): hooks
+// stay in the caller's. The fd must stay open while hooks may run.
+void set_hook_mount_namespace(int fd);
+
 // The runtime-spec "state" a hook reads on stdin: ociVersion, id, status
 // ("creating", "created", "running", "stopped"), pid (left out when 0: no
 // process yet or any more), bundle, annotations.

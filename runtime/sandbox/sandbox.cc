@@ -302,10 +302,13 @@ kj::Promise<Sandbox::Container*> Sandbox::create_container(const std::string& id
       log::container_warn("sandbox", id, "hooks that run in the container's namespaces are not run on the host: the container is in a VM",
                           {{"phase", phase}});
 
-  auto hooks = rec->bundle.hooks.create_runtime;
-  hooks.insert(hooks.end(), rec->bundle.hooks.prestart.begin(), rec->bundle.hooks.prestart.end());
+  // runc's order: prestart (deprecated, but still what most hooks are),
+  // then createRuntime; both before the container exists in the guest.
   std::string state = hook_state(*rec);
-  return off_loop([hooks, state] { oci::run_hooks(hooks, "createRuntime", state); })
+  return off_loop([prestart = rec->bundle.hooks.prestart, create_runtime = rec->bundle.hooks.create_runtime, state] {
+           oci::run_hooks(prestart, "prestart", state);
+           oci::run_hooks(create_runtime, "createRuntime", state);
+         })
       .then([this, rec, shared, &agent, io = kj::mv(io)]() mutable {
         auto req = agent.createContainerRequest();
         req.setId(rec->id);
@@ -348,17 +351,33 @@ kj::Promise<uint32_t> Sandbox::start_container(Container& c) {
     if (!c.exit) set_status(c, "running");
     // The agent's wait answers once the process has exited and its output is out.
     tasks_.add(c.agent.waitRequest().send().then(
-        [this, &c](auto w) { record_exit(c, exit_of(w.getStatus())); },
-        [this, &c](kj::Exception&& e) {
-          // The agent connection went away (the VM ended): nothing will tell us more.
-          log::container_warn("sandbox", c.id, "lost the container's process", {{"error", std::string(e.getDescription().cStr())}});
-          record_exit(c, {255, 0});
+        [this, &c](auto w) -> kj::Promise<void> {
+          record_exit(c, exit_of(w.getStatus()));
+          return kj::READY_NOW;
+        },
+        [this, id = c.id](kj::Exception&& e) -> kj::Promise<void> {
+          // The agent connection went away: the VM is ending, and nothing will
+          // tell us more. The exit is recorded once the VM's end is too, so
+          // whoever the exit wakes finds the sandbox stopped, not "running".
+          log::container_warn("sandbox", id, "lost the container's process", {{"error", std::string(e.getDescription().cStr())}});
+          auto lost = [this, id] {
+            if (auto it = containers_.find(id); it != containers_.end()) record_exit(*it->second, {255, 0});
+          };
+          // Fresh lambdas: then() would keep a named one by reference.
+          return io_.provider->getTimer().timeoutAfter(5 * kj::SECONDS, vm_ended()).then([lost] { lost(); }, [lost](kj::Exception&&) { lost(); });
         }));
     log::container_info("sandbox", c.id, "container started", {{"guest_pid", static_cast<int64_t>(c.guest_pid)}});
     auto hooks = c.bundle.hooks.poststart;
-    if (!hooks.empty())
-      tasks_.add(off_loop([hooks, state = hook_state(c)] { oci::run_hooks(hooks, "poststart", state); }));
-    return c.guest_pid;
+    const uint32_t pid = c.guest_pid;
+    if (hooks.empty()) return kj::Promise<uint32_t>(pid);
+    // Start answers once the poststart hooks have run, as runc's does; one
+    // that fails is logged and the container goes on (runtime.md's lifecycle).
+    return off_loop([hooks, state = hook_state(c)] { oci::run_hooks(hooks, "poststart", state); })
+        .then([pid] { return pid; },
+              [pid, id = c.id](kj::Exception&& e) {
+                log::container_warn("sandbox", id, "poststart hook failed", {{"error", std::string(e.getDescription().cStr())}});
+                return pid;
+              });
   });
 }
 

@@ -19,6 +19,7 @@
 #include "base/sys_error.h"
 #include "runtime/config/runtime_config.h"
 #include "runtime/control/control_server.h"
+#include "runtime/oci/hooks.h"
 #include "runtime/oci/oci_spec.h"
 #include "runtime/sandbox/console.h"
 #include "runtime/sandbox/control_errors.h"
@@ -44,10 +45,15 @@ void report_ready(int fd, const std::string& line) {
 }
 
 // The bind mounts of the share must not reach the host's namespace, and must
-// go when this process goes, however it ends.
-void private_mounts() {
+// go when this process goes, however it ends. The namespace this process
+// started in stays open: the OCI hooks run there, as the spec says
+// ("in the runtime namespace"), not among the share's mounts.
+UniqueFd private_mounts() {
+  UniqueFd runtime_ns(::open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC));
+  if (!runtime_ns) throw_errno("open the runtime's mount namespace (/proc/self/ns/mnt)");
   if (::unshare(CLONE_NEWNS) != 0) throw_errno("unshare the sandbox's mount namespace");
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) throw_errno("make / a slave mount in the sandbox");
+  return runtime_ns;
 }
 
 struct IgnoreErrors final : kj::TaskSet::ErrorHandler {
@@ -69,7 +75,8 @@ int run_sandbox_process(const SandboxProcessOptions& o) {
     logger.set_text(o.log_text);
     logger.set_sandbox(o.id);
 
-    private_mounts();
+    const UniqueFd runtime_mount_ns = private_mounts();
+    oci::set_hook_mount_namespace(runtime_mount_ns.get());
     auto config = load_config(o.config_path.empty() ? "/etc/skiff/config.toml" : o.config_path, o.config_explicit,
                               default_config(o.default_kernel, o.default_initrd));
     auto bundle = oci::load_bundle(o.bundle);

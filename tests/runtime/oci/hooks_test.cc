@@ -3,8 +3,10 @@
 #include "runtime/oci/hooks.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -164,6 +166,44 @@ TEST_F(HooksTest, OurFdsDoNotLeakIntoTheHook) {
   const std::string fd = std::to_string(leak.get());
   EXPECT_EQ(failure({sh("test -e /proc/self/fd/" + fd + " && exit 9; exit 0")}), "");
   EXPECT_EQ(failure({sh("test -e /proc/self/fd/0 || exit 9")}), "");  // stdin is there
+}
+
+std::string mount_ns_of(const std::string& proc) { return fs::read_symlink("/proc/" + proc + "/ns/mnt").string(); }
+
+// A sandbox process unshares its mounts; its hooks still see the runtime's.
+TEST_F(HooksTest, HooksJoinTheRuntimeMountNamespace) {
+  if (::geteuid() != 0) GTEST_SKIP() << "unshare(CLONE_NEWNS) needs root";
+  // In a child, so this process keeps its namespace and the setting.
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    UniqueFd runtime_ns(::open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC));
+    if (!runtime_ns || ::unshare(CLONE_NEWNS) != 0) ::_exit(2);
+    std::ofstream(path("private")) << mount_ns_of("self");
+    try {
+      run_hooks({sh("readlink /proc/self/ns/mnt > " + path("default"))}, "prestart", "{}");
+      set_hook_mount_namespace(runtime_ns.get());
+      run_hooks({sh("readlink /proc/self/ns/mnt > " + path("joined"))}, "prestart", "{}");
+    } catch (const std::exception&) {
+      ::_exit(3);
+    }
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
+  const std::string ours = mount_ns_of("self");
+  ASSERT_NE(slurp(path("private")), ours) << "the child has a namespace of its own";
+  EXPECT_EQ(slurp(path("default")), slurp(path("private")) + "\n") << "without the setting, hooks stay in the caller's";
+  EXPECT_EQ(slurp(path("joined")), ours + "\n");
+}
+
+TEST_F(HooksTest, ANamespaceThatCannotBeJoinedFailsTheHookSayingSo) {
+  UniqueFd not_a_namespace(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  set_hook_mount_namespace(not_a_namespace.get());
+  const std::string error = failure({sh("exit 0")});
+  set_hook_mount_namespace(-1);
+  EXPECT_EQ(error, "prestart hook /bin/sh: joining the runtime's mount namespace failed: Invalid argument");
 }
 
 TEST_F(HooksTest, NoHooksIsANoOp) { EXPECT_NO_THROW(run_hooks({}, "poststop", "{}")); }

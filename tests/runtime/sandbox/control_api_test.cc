@@ -94,7 +94,7 @@ class ControlApiTest : public ::testing::Test {
   }
 
   // A bundle whose process runs `script` under sh on the busybox rootfs.
-  std::string bundle(const std::string& name, const std::string& script) {
+  std::string bundle(const std::string& name, const std::string& script, const nlohmann::json& hooks = nullptr) {
     const std::string b = dir_ + "/" + name;
     std::filesystem::create_directories(b);
     nlohmann::json spec = {
@@ -104,6 +104,7 @@ class ControlApiTest : public ::testing::Test {
         {"hostname", "ctl"},
         {"mounts", {{{"destination", "/proc"}, {"type", "proc"}, {"source", "proc"}}}},
         {"linux", {{"namespaces", {{{"type", "pid"}}, {{"type", "mount"}}, {{"type", "ipc"}}, {{"type", "uts"}}}}}}};
+    if (!hooks.is_null()) spec["hooks"] = hooks;
     std::ofstream(b + "/config.json") << spec.dump();
     return b;
   }
@@ -246,6 +247,54 @@ TEST_F(ControlApiTest, PauseAndResumeRefuseWhatTheyCannotDo) {
   ex.setExecId("late");
   ex.initProcess().initArgs(1).set(0, "true");
   EXPECT_NE(error_of(ex.send().ignoreResult()).find("is stopped, not running: nothing to exec into"), std::string::npos);
+}
+
+// runc's order and timing: prestart then createRuntime before create
+// answers, poststart before start answers, poststop when it is deleted;
+// each with the container's state on stdin.
+TEST_F(ControlApiTest, HooksRunInRuncsOrderBeforeTheCallsAnswer) {
+  const std::string log = dir_ + "/hooks.log";
+  auto hook = [&](const std::string& name) {
+    return nlohmann::json{{"path", "/bin/sh"},
+                          {"args", {"sh", "-c", "echo " + name + " $(grep -o '\"status\":\"[a-z]*\"') >> " + log}}};
+  };
+  nlohmann::json hooks = {{"prestart", {hook("prestart")}},
+                          {"createRuntime", {hook("createRuntime")}},
+                          {"poststart", {hook("poststart")}},
+                          {"poststop", {hook("poststop")}}};
+  auto slurp = [&] {
+    std::ifstream f(log);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  std::string out;
+  auto c = create("hooked", bundle("bh", "echo up; while :; do sleep 0.05; done", hooks), out);
+  client_->wait(c.infoRequest().send());  // create is pipelined: this waits for its answer
+  EXPECT_EQ(slurp(), "prestart \"status\":\"creating\"\ncreateRuntime \"status\":\"creating\"\n");
+  client_->wait(c.startRequest().send().ignoreResult());
+  EXPECT_EQ(slurp(), "prestart \"status\":\"creating\"\ncreateRuntime \"status\":\"creating\"\n"
+                     "poststart \"status\":\"running\"\n");
+  auto kill = c.killRequest();
+  kill.setSignal(9);
+  client_->wait(kill.send().ignoreResult());
+  client_->wait(c.waitRequest().send().ignoreResult());
+  client_->wait(c.deleteRequest().send().ignoreResult());
+  EXPECT_EQ(slurp(), "prestart \"status\":\"creating\"\ncreateRuntime \"status\":\"creating\"\n"
+                     "poststart \"status\":\"running\"\npoststop \"status\":\"stopped\"\n");
+}
+
+// A failing poststart hook is logged; the container runs on (runtime.md).
+TEST_F(ControlApiTest, AFailingPoststartHookLeavesTheContainerRunning) {
+  nlohmann::json hooks = {{"poststart", {{{"path", "/bin/sh"}, {"args", {"sh", "-c", "exit 4"}}}}}};
+  std::string out;
+  auto c = create("ps-fails", bundle("bpf", "echo up; while :; do sleep 0.05; done", hooks), out);
+  auto started = client_->wait(c.startRequest().send());
+  EXPECT_GT(started.getGuestPid(), 0u);
+  auto info = client_->wait(c.infoRequest().send());
+  EXPECT_EQ(std::string(info.getInfo().getStatus().cStr()), "running");
+  auto kill = c.killRequest();
+  kill.setSignal(9);
+  client_->wait(kill.send().ignoreResult());
+  client_->wait(c.waitRequest().send().ignoreResult());
 }
 
 TEST_F(ControlApiTest, AVmThatDiesTakesItsContainersWithItAndSaysSo) {
