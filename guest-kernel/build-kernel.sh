@@ -26,7 +26,12 @@ version=$(dpkg-query -W -f='${Version}' "$pkg")
 RECIPE=1
 key=$( (cat "$here/config.fragment"; echo "recipe $RECIPE") | sha256sum | cut -c1-16)
 cache="$cache_root/$version-$key"
-mkdir -p "$out"
+mkdir -p "$out" "$cache_root"
+# One build at a time: two (two build trees, or a second ninja in the same
+# one) would unpack and build over each other; the second waits here and
+# then finds the cache filled.
+exec 9>"$cache_root/.lock"
+flock 9
 
 if [ -s "$cache/vmlinux" ] && [ -s "$cache/bzImage" ]; then
   say "up to date ($pkg $version, fragment $key)"
@@ -38,7 +43,7 @@ else
     say "unpacking $tarball"
     rm -rf "$src.tmp" && mkdir -p "$src.tmp"
     tar -xaf "$tarball" -C "$src.tmp" --strip-components=1
-    mv "$src.tmp" "$src"
+    rm -rf "$src" && mv "$src.tmp" "$src"  # a tree left half-unpacked goes
   fi
   rm -rf "$build" && mkdir -p "$build"
   say "configuring: allnoconfig + config.fragment"
