@@ -9,6 +9,14 @@
 // it reads the sandbox's state and every container's), each after 200
 // warm-up calls; median, p90, p99 (nearest rank) in microseconds.
 //
+//   skiff_bench_control host [N]
+// The same round trips on this host without a VM, so the API's own cost
+// shows where the full-system tier (nested, TCG) can't: a child process
+// holds a real Sandbox and ControlServer whose "guest" is the real agent
+// code run on this host (the runtime tests' HostAgentHypervisor); this
+// process is the client over the control socket. Needs root (the agent
+// sets up a UTS namespace), as the control API's tests do.
+//
 //   skiff_bench_control time-run RUNS -- CMD [ARGS...]
 // Runs CMD RUNS times after 2 warm-up runs ("{i}" in an argument becomes the
 // run's number, so container ids differ) and prints the median and p90 of
@@ -27,13 +35,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "api/control.capnp.h"
 #include "base/unique_fd.h"
 #include "bench/bench_support.h"
+#include "runtime/config/runtime_config.h"
 #include "runtime/control/control_client.h"
+#include "runtime/control/control_server.h"
+#include "runtime/sandbox/sandbox.h"
+#include "tests/runtime/sandbox/host_agent_hypervisor.h"
 
 namespace {
 
@@ -48,8 +61,9 @@ constexpr int kWarmupRuns = 2;
 void usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s SOCKET [N]                      control API round trips (N = 2000)\n"
+               "       %s host [N]                        the same against a VM-less sandbox on this host\n"
                "       %s time-run RUNS -- CMD [ARGS...]  wall time of CMD (\"{i}\": the run's number)\n",
-               argv0, argv0);
+               argv0, argv0, argv0);
 }
 
 // Nearest rank, as skiff_bench_agent: the smallest sample with at least p of
@@ -129,6 +143,70 @@ int round_trips(const std::string& socket, long n) {
   return 0;
 }
 
+// The child of `host`: a sandbox on its own KJ loop, served until Shutdown.
+// Writes one byte to ready_fd once the control socket listens (nothing
+// when the sandbox does not start: the parent then sees EOF).
+[[noreturn]] void serve_host_sandbox(const std::string& dir, int ready_fd) {
+  int code = 1;
+  try {
+    auto io = kj::setupAsyncIo();
+    skiff::runtime::testing::HostAgentHypervisor hv(dir + "/agent.sock");
+    skiff::runtime::Sandbox::Settings settings;
+    settings.id = "bench";
+    settings.state_dir = dir;
+    settings.config = skiff::runtime::default_config("/nonexistent/kernel", "");
+    settings.sizing.vcpus = settings.sizing.max_vcpus = 1;
+    settings.sizing.memory_mib = 128;
+    skiff::runtime::Sandbox sandbox(io, hv, settings);
+    sandbox.start().wait(io.waitScope);
+    auto done = kj::newPromiseAndFulfiller<void>();
+    skiff::runtime::ControlServer server(
+        io, dir + "/control.sock", skiff::runtime::make_control_sandbox(sandbox, [f = done.fulfiller.get()] { f->fulfill(); }));
+    (void)!::write(ready_fd, "1", 1);
+    ::close(ready_fd);
+    done.promise.wait(io.waitScope);
+    code = 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: host sandbox: %s\n", program_invocation_short_name, e.what());
+  } catch (const kj::Exception& e) {
+    std::fprintf(stderr, "%s: host sandbox: %s\n", program_invocation_short_name, e.getDescription().cStr());
+  }
+  std::fflush(nullptr);
+  ::_exit(code);
+}
+
+int host_round_trips(long n) {
+  if (::geteuid() != 0) die("host mode needs root: the agent it runs sets up namespaces");
+  char tmpl[] = "/tmp/skiff-bench-control-XXXXXX";
+  if (!::mkdtemp(tmpl)) die_errno("mkdtemp");
+  const std::string dir = tmpl;
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) die_errno("pipe");
+  std::fflush(nullptr);
+  const pid_t child = ::fork();
+  if (child < 0) die_errno("fork");
+  if (child == 0) {
+    ::close(ready[0]);
+    serve_host_sandbox(dir, ready[1]);
+  }
+  ::close(ready[1]);
+  char byte = 0;
+  const bool up = ::read(ready[0], &byte, 1) == 1;
+  ::close(ready[0]);
+  int rc = 1;
+  if (up) {
+    rc = round_trips(dir + "/control.sock", n);
+    ControlClient(dir + "/control.sock").shutdown_sandbox();
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+  if (!up) die("the host sandbox did not start (its error is above)");
+  return rc;
+}
+
 // The program to spawn: posix_spawn takes a path, so a bare name is looked
 // up in PATH as a shell would.
 std::string resolve(const std::string& cmd) {
@@ -191,6 +269,13 @@ int main(int argc, char** argv) {
       return 2;
     }
     return time_run(positive("RUNS", argv[2]), std::vector<std::string>(argv + 4, argv + argc));
+  }
+  if (argc >= 2 && std::strcmp(argv[1], "host") == 0) {
+    if (argc > 3) {
+      usage(argv[0]);
+      return 2;
+    }
+    return host_round_trips(argc == 3 ? positive("N", argv[2]) : 2000);
   }
   if (argc < 2 || argc > 3) {
     usage(argv[0]);
