@@ -45,6 +45,9 @@ struct SandboxInfo {
   guestKernel @8 :Text;
   containers @9 :List(ContainerInfo);
   bootMillis @10 :UInt32;  # sandbox process start to the agent's first answer
+  # The most resizeMemory allows (memoryMib, the guest's memory now, when
+  # the sandbox was booted without room to grow).
+  maxMemoryMib @11 :UInt64;
 }
 
 # What the sandbox reports unasked: container exits, OOM kills, pause and
@@ -107,4 +110,10 @@ interface Sandbox {
   # the hypervisor's part, then the agent's (it takes them online or
   # offline); answers how many the guest has online after.
   resizeVcpus @9 (vcpus :UInt32) -> (vcpus :UInt32);
+  # Gives the guest `memoryMib` MiB of memory in all (from the memory it
+  # booted with to hypervisor.default_maxmemory_mib, in 2 MiB steps) through
+  # its virtio-mem device: answers once the guest has plugged or unplugged
+  # it and taken it online or offline, or has stopped getting closer (memory
+  # it can't give back), with the memory it has then.
+  resizeMemory @10 (memoryMib :UInt64) -> (memoryMib :UInt64);
 }

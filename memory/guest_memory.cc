@@ -1,5 +1,6 @@
 #include "memory/guest_memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -76,7 +77,7 @@ GuestMemory GuestMemory::create(std::vector<RegionSpec> specs, const GuestMemory
     ::madvise(p, s.size, MADV_DONTFORK);
     regions.emplace_back(s.start, s.size, std::move(fd), std::move(mapping));
   }
-  return GuestMemory(std::move(regions));
+  return GuestMemory(std::move(regions), align);
 }
 
 uint64_t GuestMemory::total_size() const {
@@ -121,6 +122,19 @@ void GuestMemory::write(GuestAddress addr, std::span<const uint8_t> in) const {
 void GuestMemory::fill(GuestAddress addr, uint64_t len, uint8_t value) const {
   auto dst = slice(addr, len);
   if (len) std::memset(dst.data(), value, len);
+}
+
+void GuestMemory::discard(GuestAddress addr, uint64_t len) const {
+  const GuestRegion* r = find(addr, len);
+  if (!r || len == 0) throw GuestMemoryError(describe(addr, len) + " is not inside guest RAM");
+  const uint64_t offset = addr.value() - r->start().value();
+  // hugetlbfs rounds a hole inwards to whole huge pages: an unaligned range
+  // would silently keep part of itself, so it is refused instead.
+  if (offset % page_size_ || len % page_size_)
+    throw GuestMemoryError(describe(addr, len) + " is not aligned to the " + hex(page_size_) + " pages of guest RAM");
+  if (::fallocate(r->memfd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                  static_cast<off_t>(len)) != 0)
+    throw_errno("discard " + describe(addr, len));
 }
 
 }  // namespace skiff

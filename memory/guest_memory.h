@@ -90,6 +90,15 @@ class GuestMemory {
   void read(GuestAddress addr, std::span<uint8_t> out) const;
   void write(GuestAddress addr, std::span<const uint8_t> in) const;
   void fill(GuestAddress addr, uint64_t len, uint8_t value) const;
+  // Gives the host memory behind [addr, addr+len) back: a hole is punched
+  // in the region's memfd (fallocate PUNCH_HOLE), so the range reads as
+  // zeroes afterwards and costs nothing until it is touched again; KVM drops
+  // its mappings through its MMU notifier. virtio-mem's unplug. The range
+  // must lie wholly inside one region and be aligned to page_size(). Throws
+  // GuestMemoryError for a bad range, std::system_error if the kernel refuses.
+  void discard(GuestAddress addr, uint64_t len) const;
+  // The regions' page size: 4 KiB, or 2 MiB on huge pages.
+  uint64_t page_size() const { return page_size_; }
 
   template <typename T>
   T read_obj(GuestAddress addr) const {
@@ -105,11 +114,13 @@ class GuestMemory {
   }
 
  private:
-  explicit GuestMemory(std::vector<GuestRegion> regions) : regions_(std::move(regions)) {}
+  GuestMemory(std::vector<GuestRegion> regions, uint64_t page_size)
+      : regions_(std::move(regions)), page_size_(page_size) {}
   // The region holding [addr, addr+len) or nullptr.
   const GuestRegion* find(GuestAddress addr, uint64_t len) const noexcept;
 
   std::vector<GuestRegion> regions_;  // sorted by start
+  uint64_t page_size_;
 };
 
 }  // namespace skiff

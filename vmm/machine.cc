@@ -9,6 +9,7 @@
 #include "devices/acpi_pm.h"
 #include "devices/boot_marker.h"
 #include "devices/i8042.h"
+#include "virtio/mem/mem_device.h"
 #include "virtio/vsock/vsock_device.h"
 #include "vmm/boot/acpi.h"
 #include "vmm/boot/boot_params.h"
@@ -23,6 +24,17 @@ namespace skiff {
 namespace {
 
 constexpr uint64_t kMinMemoryMib = 4;
+constexpr uint64_t kMemBlockMib = virtio::kMemDefaultBlockSize >> 20;
+
+// Room above the boot memory: a virtio-mem device and its region.
+bool has_hotplug(const VmConfig& c) { return c.max_memory_mib > c.memory_mib; }
+
+// Boot RAM, then the hotplug region when there is one.
+std::vector<RegionSpec> memory_regions(const VmConfig& c) {
+  auto regions = layout::ram_regions(c.memory_mib << 20);
+  if (has_hotplug(c)) regions.push_back(layout::hotplug_region(c.memory_mib << 20, (c.max_memory_mib - c.memory_mib) << 20));
+  return regions;
+}
 
 uint64_t host_memory_mib() {
   std::ifstream meminfo("/proc/meminfo");
@@ -96,6 +108,16 @@ void validate_config(const VmConfig& c, const kvm::System& kvm) {
                       std::to_string(host) + " MiB");
   if (c.hugepages && c.memory_mib % 2)
     throw ConfigError("with huge pages the memory size must be a multiple of 2 MiB");
+  if (c.max_memory_mib && c.max_memory_mib < c.memory_mib)
+    throw ConfigError("maximum memory " + std::to_string(c.max_memory_mib) + " MiB is below the memory size (" +
+                      std::to_string(c.memory_mib) + " MiB)");
+  if (has_hotplug(c) && (c.max_memory_mib - c.memory_mib) % kMemBlockMib)
+    throw ConfigError("maximum memory " + std::to_string(c.max_memory_mib) + " MiB: the memory above the " +
+                      std::to_string(c.memory_mib) + " MiB booted must be a multiple of " +
+                      std::to_string(kMemBlockMib) + " MiB (virtio-mem's block size)");
+  if (host && c.max_memory_mib > host)
+    throw ConfigError("maximum memory " + std::to_string(c.max_memory_mib) + " MiB exceeds this host's " +
+                      std::to_string(host) + " MiB");
   for (const auto& d : c.devices) validate(d);
 }
 
@@ -117,7 +139,7 @@ Machine::Machine(const VmConfig& config)
         validate_config(config_, kvm_);
         GuestMemoryOptions opts;
         opts.hugepages = config_.hugepages;
-        return GuestMemory::create(layout::ram_regions(config_.memory_mib << 20), opts);
+        return GuestMemory::create(memory_regions(config_), opts);
       }()),
       vm_(kvm_.create_vm()),
       gsis_(devices::kFirstDeviceGsi, layout::kIoapicPins - devices::kFirstDeviceGsi) {
@@ -127,6 +149,16 @@ Machine::Machine(const VmConfig& config)
   attach_legacy_devices();
   devices_ = std::make_unique<DeviceManager>(vm_, memory_, mmio_bus_, gsis_);
   for (const auto& d : config_.devices) devices_->add(d);
+  if (has_hotplug(config_)) {
+    // After the configured devices, so their order and windows are what
+    // they are without it; announced on the command line like them.
+    const GuestRegion& region = memory_.regions().back();
+    virtio::MemConfig mem;
+    mem.addr = region.start();
+    mem.region_size = region.size();
+    mem_device_ = std::make_shared<virtio::MemDevice>(memory_, mem);
+    devices_->add(kMemDeviceId, mem_device_);
+  }
   load_boot_image(max_vcpus, devices_->cmdline_args());
   create_vcpus(max_vcpus);
   log::info("vmm", "vm created",
@@ -135,6 +167,7 @@ Machine::Machine(const VmConfig& config)
              {"vcpus", uint64_t{config_.vcpus}},
              {"max_vcpus", uint64_t{max_vcpus}},
              {"memory_mib", config_.memory_mib},
+             {"max_memory_mib", max_memory_mib()},
              {"kvm", kvm::to_string(kvm::detect_flavour())}});
 }
 
@@ -171,7 +204,8 @@ void Machine::load_boot_image(uint32_t max_vcpus, const std::string& extra_cmdli
                                                                                  : 0x7fffffffull;
     info.initrd = load_initrd(memory_, *config_.initrd_path, kernel_.end, addr_max);
   }
-  info.e820 = boot::e820_map(memory_);
+  // The hotplug region is the device's to announce, not RAM.
+  info.e820 = boot::e820_map(memory_, mem_device_ ? mem_device_->addr().value() : UINT64_MAX);
   // Both MP and ACPI tables: a kernel built without ACPI still finds its CPUs.
   boot::write_mptable(memory_, present_vcpus, max_vcpus);
   boot::AcpiPlatform acpi{present_vcpus, max_vcpus, static_cast<uint16_t>(devices::AcpiPm::kBase),
@@ -222,6 +256,8 @@ const DeviceManager::Device& Machine::add_device(DeviceConfig config) {
 }
 
 bool Machine::remove_device(const std::string& id) {
+  if (mem_device_ && id == kMemDeviceId)
+    throw ConfigError(std::string("device ") + kMemDeviceId + " is the VM's virtio-mem device: it can't be removed");
   std::lock_guard lock(state_mutex_);
   // No vCPU may be inside the device's transport while it goes.
   const bool running = state_ == VmState::Running && !control_.finished();
@@ -240,6 +276,28 @@ std::shared_ptr<virtio::VsockDevice> Machine::vsock() const {
     return std::static_pointer_cast<virtio::VsockDevice>(d->model);
   return nullptr;
 }
+
+void Machine::resize_memory(uint64_t mib) {
+  const uint64_t boot = config_.memory_mib;
+  if (!mem_device_)
+    throw ConfigError("this VM has no virtio-mem device: its memory stays at " + std::to_string(boot) +
+                      " MiB (boot it with a maximum memory above that)");
+  if (mib < boot || mib > config_.max_memory_mib)
+    throw ConfigError(std::to_string(mib) + " MiB of memory: this VM can have " + std::to_string(boot) + " to " +
+                      std::to_string(config_.max_memory_mib) + " MiB");
+  if ((mib - boot) % kMemBlockMib)
+    throw ConfigError(std::to_string(mib) + " MiB of memory: the memory above the " + std::to_string(boot) +
+                      " MiB booted must be a multiple of " + std::to_string(kMemBlockMib) + " MiB");
+  const uint64_t before = memory_mib();
+  mem_device_->set_requested_size((mib - boot) << 20);
+  log::info("vmm", "memory resize requested", {{"asked_mib", mib}, {"memory_mib", before}});
+}
+
+uint64_t Machine::memory_mib() const {
+  return config_.memory_mib + (mem_device_ ? mem_device_->plugged_size() >> 20 : 0);
+}
+
+uint64_t Machine::max_memory_mib() const { return has_hotplug(config_) ? config_.max_memory_mib : config_.memory_mib; }
 
 std::optional<std::chrono::microseconds> Machine::userspace_reached() const {
   int64_t us = userspace_us_.load();

@@ -25,6 +25,7 @@
 #include "vmm/vm_config.h"
 
 namespace skiff::virtio {
+class MemDevice;
 class VsockDevice;
 }
 
@@ -34,6 +35,9 @@ namespace skiff {
 void validate_config(const VmConfig& config, const kvm::System& kvm);
 
 enum class VmState { Created, Running, Paused, Exited };
+
+// The id of the virtio-mem device a VM with VmConfig::max_memory_mib gets.
+inline constexpr const char* kMemDeviceId = "mem0";
 std::string to_string(VmState);
 
 class Machine {
@@ -62,11 +66,26 @@ class Machine {
   // Adds a device at run time (for hotplug) or before start().
   const DeviceManager::Device& add_device(DeviceConfig config);
   // Removes device `id`, with every vCPU paused meanwhile if the guest runs;
-  // false if there is none.
+  // false if there is none. The virtio-mem device (kMemDeviceId) can't go:
+  // the guest may be running on its memory (ConfigError).
   bool remove_device(const std::string& id);
   // The first vsock device, null without one: the runtime's way to the
   // guest agent. It must not outlive the machine.
   std::shared_ptr<virtio::VsockDevice> vsock() const;
+
+  // Memory resize through the virtio-mem device (VmConfig::max_memory_mib):
+  // asks the guest to plug or unplug until it has `mib` MiB in all, boot
+  // memory included, and returns at once; the guest follows when it can
+  // (memory_mib()). Throws ConfigError with one line for a VM without the
+  // device, `mib` below the boot memory or above the maximum, or a
+  // difference from the boot memory that is not whole 2 MiB blocks.
+  void resize_memory(uint64_t mib);
+  // Boot memory plus what the guest has plugged, in MiB.
+  uint64_t memory_mib() const;
+  // The most resize_memory allows (the boot memory without the device).
+  uint64_t max_memory_mib() const;
+  // The virtio-mem device, null without one.
+  const std::shared_ptr<virtio::MemDevice>& mem_device() const { return mem_device_; }
 
   void start();
   // Returns once no vCPU runs guest code.
@@ -106,6 +125,7 @@ class Machine {
   // After the buses and the GSI allocator it attaches to, before the vCPUs
   // that reach its devices through the bus.
   std::unique_ptr<DeviceManager> devices_;
+  std::shared_ptr<virtio::MemDevice> mem_device_;  // also in devices_ (kMemDeviceId)
   RunControl control_;
   std::vector<std::unique_ptr<VcpuThread>> vcpus_;
   mutable std::mutex state_mutex_;

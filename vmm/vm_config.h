@@ -24,6 +24,11 @@ struct VmConfig {
   uint32_t vcpus = 1;
   uint32_t max_vcpus = 0;  // 0: same as vcpus; more leaves room for hot-add
   uint64_t memory_mib = 128;
+  // Above memory_mib: a virtio-mem device whose hotplug region holds the
+  // difference (a multiple of 2 MiB, its block size), none of it plugged at
+  // boot; Machine::resize_memory asks the guest to plug some. 0 (or
+  // memory_mib): no virtio-mem device at all.
+  uint64_t max_memory_mib = 0;
   bool hugepages = false;
   ConsoleConfig console;
   // virtio-mmio devices, in the order the guest enumerates them (the first

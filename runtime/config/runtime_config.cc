@@ -35,6 +35,7 @@ namespace {
 
 constexpr uint32_t kMaxVcpus = 255;  // the MP table and the MADT's 8-bit APIC ids
 constexpr uint64_t kMinMemoryMib = 64;
+constexpr uint64_t kMemoryBlockMib = 2;  // virtio-mem's block size (virtio/mem/mem_device.h)
 constexpr uint64_t kMaxDaxMib = 65536;    // the VMM's own limit (vmm/device_config.cc)
 constexpr uint64_t kMaxGraceMs = 86400000;  // skiff-agent's --grace-ms limit
 constexpr size_t kMaxFileBytes = 1 << 20;   // a config file, not a data set
@@ -205,6 +206,11 @@ void read_hypervisor(const Reader& r, const toml::table& t, HypervisorConfig& h)
                    h.default_memory_mib = r.integer(n, f, kMinMemoryMib, ram,
                                                     "64 to " + std::to_string(ram) + " (the host's RAM in MiB)");
                  }},
+                {"default_maxmemory_mib",
+                 [&](const toml::node& n, const std::string& f) {
+                   h.default_maxmemory_mib = r.integer(n, f, 0, ram,
+                                                       "0 to " + std::to_string(ram) + " (the host's RAM in MiB)");
+                 }},
                 {"hugepages", [&](const toml::node& n, const std::string& f) { h.hugepages = r.boolean(n, f); }},
                 {"shared_fs_cache",
                  [&](const toml::node& n, const std::string& f) {
@@ -235,6 +241,14 @@ void read_hypervisor(const Reader& r, const toml::table& t, HypervisorConfig& h)
       r.fail(at->source(), "hypervisor.default_maxvcpus",
              "must be 0 or at least default_vcpus (" + std::to_string(h.default_vcpus) + "), not " +
                  std::to_string(h.default_maxvcpus));
+  }
+  if (h.default_maxmemory_mib != 0 && h.default_maxmemory_mib < h.default_memory_mib) {
+    const toml::node* at = t.get("default_maxmemory_mib");
+    if (!at) at = t.get("default_memory_mib");
+    if (at)
+      r.fail(at->source(), "hypervisor.default_maxmemory_mib",
+             "must be 0 or at least default_memory_mib (" + std::to_string(h.default_memory_mib) + "), not " +
+                 std::to_string(h.default_maxmemory_mib));
   }
 }
 
@@ -434,6 +448,11 @@ SandboxSizing size_sandbox(const RuntimeConfig& config, const std::map<std::stri
   if (const auto it = annotations.find(kKernelParamsAnnotation); it != annotations.end()) {
     if (!one_line(it->second)) bad_annotation(kKernelParamsAnnotation, it->second, "must be one line");
     s.extra_kernel_params = joined(s.extra_kernel_params, it->second);
+  }
+  // The room to grow: whole virtio-mem blocks (2 MiB) above the boot memory.
+  if (h.default_maxmemory_mib > s.memory_mib) {
+    s.max_memory_mib = h.default_maxmemory_mib - (h.default_maxmemory_mib - s.memory_mib) % kMemoryBlockMib;
+    if (s.max_memory_mib == s.memory_mib) s.max_memory_mib = 0;
   }
   return s;
 }

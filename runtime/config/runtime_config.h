@@ -29,6 +29,9 @@ struct HypervisorConfig {
   uint32_t default_vcpus = 1;      // 1..255
   uint32_t default_maxvcpus = 0;   // 0: = the host's CPUs count capped at 255; else >= default_vcpus
   uint64_t default_memory_mib = 256;   // 64..(host RAM in MiB)
+  // Most memory a running sandbox can be resized to (virtio-mem); 0: no
+  // memory resize, and no virtio-mem device. Else default_memory_mib..host RAM.
+  uint64_t default_maxmemory_mib = 0;
   bool hugepages = false;
   std::string shared_fs_cache = "auto";  // none | auto | always
   uint64_t dax_mib = 0;            // 0 or a power of two, 2..65536 (virtio-fs DAX window)
@@ -102,6 +105,11 @@ struct SandboxSizing {
   uint32_t max_vcpus;  // default_maxvcpus, or the host's CPUs capped at 255; never below default_vcpus
   uint64_t memory_mib;
   std::string extra_kernel_params;  // kernel_params, then the annotation's, space-separated
+  // default_maxmemory_mib, never below memory_mib, less 1 MiB when needed so
+  // that the room above memory_mib is whole 2 MiB blocks (virtio-mem's);
+  // 0 when there is no room (default_maxmemory_mib 0, or memory_mib at or
+  // above it): the VM gets no virtio-mem device.
+  uint64_t max_memory_mib = 0;
   bool operator==(const SandboxSizing&) const = default;
 };
 SandboxSizing size_sandbox(const RuntimeConfig& config, const std::map<std::string, std::string>& annotations,

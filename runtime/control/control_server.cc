@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "base/sys_error.h"
+#include "runtime/control/peer_credentials.h"
 #include "runtime/sandbox/console.h"
 #include "runtime/sandbox/control_errors.h"
 #include "runtime/sandbox/stdio_streams.h"
@@ -221,7 +222,8 @@ class SandboxServer final : public ctl::Sandbox::Server {
       i.setPid(static_cast<uint32_t>(::getpid()));
       i.setState(sandbox_.vm_state());
       i.setVcpus(sandbox_.vcpus());
-      i.setMemoryMib(s.sizing.memory_mib);
+      i.setMemoryMib(sandbox_.memory_mib());
+      i.setMaxMemoryMib(sandbox_.max_memory_mib());
       i.setVersion(SKIFF_VERSION);
       i.setCommit(SKIFF_COMMIT);
       i.setAgentVersion(sandbox_.agent_version());
@@ -287,6 +289,13 @@ class SandboxServer final : public ctl::Sandbox::Server {
       });
     });
   }
+  kj::Promise<void> resizeMemory(ResizeMemoryContext ctx) override {
+    return answer([&] {
+      return sandbox_.resize_memory(ctx.getParams().getMemoryMib()).then([ctx](uint64_t mib) mutable {
+        ctx.getResults().setMemoryMib(mib);
+      });
+    });
+  }
   kj::Promise<void> ping(PingContext ctx) override {
     ctx.getResults().setApiVersion(ctl::CONTROL_API_VERSION);
     return kj::READY_NOW;
@@ -329,21 +338,9 @@ class ControlServer::Impl final : private kj::TaskSet::ErrorHandler {
  private:
   kj::Promise<void> accept_loop() {
     return listener_->accept().then([this](kj::Own<kj::AsyncIoStream> conn) {
-      if (peer_allowed(*conn)) server_.accept(kj::mv(conn));
+      if (peer_allowed(*conn, "control")) server_.accept(kj::mv(conn));
       return accept_loop();
     });
-  }
-  static bool peer_allowed(kj::AsyncIoStream& conn) {
-    ucred cred{};
-    kj::uint len = sizeof cred;
-    try {
-      conn.getsockopt(SOL_SOCKET, SO_PEERCRED, &cred, &len);
-    } catch (const kj::Exception&) {
-      return false;
-    }
-    if (cred.uid == 0 || cred.uid == ::geteuid()) return true;
-    log::warn("control", "refused a control connection from another user", {{"uid", static_cast<int64_t>(cred.uid)}});
-    return false;
   }
   void taskFailed(kj::Exception&& e) override {
     log::error("control", "the control socket stopped accepting", {{"error", std::string(e.getDescription().cStr())}});

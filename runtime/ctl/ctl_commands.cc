@@ -248,19 +248,42 @@ void add_commands(CLI::App& app, const std::string& root, int& status) {
     struct ResizeOptions {
       Target t;
       uint32_t vcpus = 0;
+      uint64_t memory = 0;
     };
     auto o = std::make_shared<ResizeOptions>();
-    auto* cmd = app.add_subcommand("resize", "Run a sandbox's guest on more or fewer vCPUs (up to the maximum it booted for)");
+    auto* cmd = app.add_subcommand(
+        "resize", "Run a sandbox's guest on more or fewer vCPUs, or MiB of memory (up to the maximum it booted for)");
     add_target(cmd, o->t, false, false);
-    cmd->add_option("--vcpus", o->vcpus, "how many vCPUs the guest has online")->required()->check(CLI::Range(1, 255));
+    cmd->add_option("--vcpus", o->vcpus, "how many vCPUs the guest has online")->check(CLI::Range(1, 255));
+    cmd->add_option("--memory", o->memory, "how many MiB of memory the guest has in all (virtio-mem)")
+        ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 24));
     cmd->callback([&root, &status, o] {
+      if (!o->vcpus && !o->memory) throw CLI::RequiredError("--vcpus or --memory");
       auto client = connect(find_sandbox(root, o->t.sandbox));
-      auto req = client->sandbox().resizeVcpusRequest();
-      req.setVcpus(o->vcpus);
-      const uint32_t online = client->wait(req.send()).getVcpus();
-      std::printf("%s: %u vCPUs online\n", o->t.sandbox.c_str(), online);
-      status = online == o->vcpus ? 0 : 1;
-      if (status) std::fprintf(stderr, "skiffctl: error: the guest has %u vCPUs online, not %u\n", online, o->vcpus);
+      status = 0;
+      if (o->vcpus) {
+        auto req = client->sandbox().resizeVcpusRequest();
+        req.setVcpus(o->vcpus);
+        const uint32_t online = client->wait(req.send()).getVcpus();
+        std::printf("%s: %u vCPUs online\n", o->t.sandbox.c_str(), online);
+        if (online != o->vcpus) {
+          status = 1;
+          std::fprintf(stderr, "skiffctl: error: the guest has %u vCPUs online, not %u\n", online, o->vcpus);
+        }
+      }
+      if (o->memory) {
+        // Answered once the guest has the memory online, or has stopped
+        // getting closer (memory in use that it can't unplug yet).
+        auto req = client->sandbox().resizeMemoryRequest();
+        req.setMemoryMib(o->memory);
+        const auto mib = static_cast<unsigned long long>(client->wait(req.send()).getMemoryMib());
+        std::printf("%s: %llu MiB of memory\n", o->t.sandbox.c_str(), mib);
+        if (mib != o->memory) {
+          status = 1;
+          std::fprintf(stderr, "skiffctl: error: the guest has %llu MiB of memory, not %llu: it got no closer (memory in use it can't give back, or a paused VM)\n",
+                       mib, static_cast<unsigned long long>(o->memory));
+        }
+      }
     });
   }
   {

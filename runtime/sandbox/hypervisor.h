@@ -22,6 +22,7 @@ struct HypervisorCapabilities {
   bool dax = false;             // a DAX window for a share
   bool block_devices = false;   // virtio-blk
   bool vcpu_resize = false;     // resize_vcpus: present vCPUs the guest takes online and offline
+  bool memory_resize = false;   // resize_memory: memory the guest plugs and unplugs (virtio-mem)
 };
 
 class Hypervisor {
@@ -45,6 +46,16 @@ class Hypervisor {
   // ConfigError when `vcpus` is 0 or above what the machine was booted
   // for (VmConfig::max_vcpus), or the hypervisor can't (capabilities).
   virtual void resize_vcpus(uint32_t vcpus) = 0;
+
+  // Asks the guest to run on `mib` MiB of memory in all, and returns at
+  // once: the guest plugs or unplugs towards it when it can (memory_mib()).
+  // Throws ConfigError with one line below the boot memory, above the
+  // maximum (VmConfig::max_memory_mib), off the device's block size, or
+  // when the machine has no room to grow (capabilities, or no maximum).
+  virtual void resize_memory(uint64_t mib) = 0;
+  // The guest's memory now, in MiB: the boot memory and what it has
+  // plugged. Only once booted.
+  virtual uint64_t memory_mib() const = 0;
 
   virtual void add_device(const DeviceConfig& device) = 0;
   virtual bool remove_device(const std::string& id) = 0;

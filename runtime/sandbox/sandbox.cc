@@ -108,6 +108,7 @@ VmConfig Sandbox::vm_config() const {
   vm.vcpus = settings_.sizing.vcpus;  // vcpus_ follows it once booted
   vm.max_vcpus = settings_.sizing.max_vcpus;
   vm.memory_mib = settings_.sizing.memory_mib;
+  vm.max_memory_mib = settings_.sizing.max_memory_mib;  // 0: no virtio-mem device
   vm.hugepages = h.hugepages;
   vm.console = {ConsoleMode::File, settings_.state_dir + "/console.log"};
   ShareConfig share;
@@ -136,6 +137,7 @@ kj::Promise<void> Sandbox::start() {
   }
   vm_state_ = "running";
   vcpus_ = settings_.sizing.vcpus;
+  booted_ = true;
   vm_waiter_ = std::thread([this] {
     vm_exit_ = hv_.wait();
     vm_end_fulfiller_->fulfill();
@@ -212,6 +214,7 @@ kj::Promise<void> Sandbox::setup_guest() {
       })
       .then([this, &agent](auto d) {
         guest_kernel_ = d.getDetails().getKernelRelease();
+        guest_boot_memory_ = d.getDetails().getMemoryBytes();  // what resize_memory measures from
         auto w = agent.watchRequest();
         w.setSink(kj::heap<EventSinkImpl>(*this));
         return w.send();
@@ -468,6 +471,77 @@ kj::Promise<uint32_t> Sandbox::resize_vcpus(uint32_t vcpus) {
               {{"asked", int64_t{asked}}, {"before", int64_t{before}}, {"online", int64_t{vcpus_}}});
     return vcpus_;
   });
+}
+
+uint64_t Sandbox::memory_mib() const { return booted_ ? hv_.memory_mib() : settings_.sizing.memory_mib; }
+
+uint64_t Sandbox::max_memory_mib() const {
+  return settings_.sizing.max_memory_mib ? settings_.sizing.max_memory_mib : settings_.sizing.memory_mib;
+}
+
+kj::Promise<uint64_t> Sandbox::resize_memory(uint64_t mib) {
+  if (vm_state_ != "running") throw_control_error("the sandbox's VM is " + vm_state_ + ", not running: its memory can't be resized");
+  if (!hv_.capabilities().memory_resize) throw_control_error(hv_.name() + " can't resize a running VM's memory");
+  const uint64_t before = memory_mib();
+  try {
+    hv_.resize_memory(mib);
+  } catch (const ConfigError& e) {
+    throw_control_error(e.what());
+  }
+  // Answered once the guest has the memory, as Kata's hotplug answers once
+  // the guest has onlined it: a caller that goes on to use it finds it there.
+  const auto settle = settings_.memory_settle_ms * kj::MILLISECONDS;
+  return await_plugged(mib, before, timer().now() + settle)
+      .then([this, settle] { return await_online(0, timer().now() + settle); })
+      .then([this, mib, before] {
+        const uint64_t now = memory_mib();
+        log::info("sandbox", "memory resized", {{"asked_mib", mib}, {"before_mib", before}, {"memory_mib", now}});
+        return now;
+      });
+}
+
+kj::Promise<void> Sandbox::await_plugged(uint64_t asked, uint64_t last, kj::TimePoint settle_by) {
+  const uint64_t now_mib = memory_mib();
+  const kj::TimePoint now = timer().now();
+  if (now_mib == asked || vm_state_ == "stopped") return kj::READY_NOW;
+  if (now_mib != last) settle_by = now + settings_.memory_settle_ms * kj::MILLISECONDS;  // it moves: wait on
+  else if (now >= settle_by) return kj::READY_NOW;
+  return timer().afterDelay(50 * kj::MILLISECONDS).then([this, asked, now_mib, settle_by] {
+    return await_plugged(asked, now_mib, settle_by);
+  });
+}
+
+kj::Promise<void> Sandbox::await_online(uint64_t last_bytes, kj::TimePoint settle_by) {
+  // Linux adds and onlines a memory block after the device has said yes to
+  // its plug, and takes memory offline before it asks to unplug it: its own
+  // count (MemTotal, the agent's guestDetails) is the boot count plus what is
+  // plugged once it has caught up.
+  api::Sandbox::Client* agent = nullptr;
+  KJ_IF_MAYBE (a, agent_) agent = a;
+  if (!agent || guest_boot_memory_ == 0 || vm_state_ == "stopped") return kj::READY_NOW;
+  const auto settle = settings_.memory_settle_ms * kj::MILLISECONDS;
+  // A paused guest can't answer: that is no progress either.
+  return timer()
+      .timeoutAfter(settle, agent->guestDetailsRequest().send())
+      .then(
+          [this, last_bytes, settle_by, settle](capnp::Response<api::Sandbox::GuestDetailsResults>&& d) mutable
+          -> kj::Promise<void> {
+            const uint64_t bytes = d.getDetails().getMemoryBytes();
+            const uint64_t want = guest_boot_memory_ + ((memory_mib() - settings_.sizing.memory_mib) << 20);
+            const kj::TimePoint now = timer().now();
+            if (bytes == want) return kj::READY_NOW;
+            if (bytes != last_bytes) {
+              settle_by = now + settle;
+            } else if (now >= settle_by) {
+              log::warn("sandbox", "the guest has not taken all of its memory online (or offline)",
+                        {{"guest_bytes", bytes}, {"expected_bytes", want}});
+              return kj::READY_NOW;
+            }
+            return timer().afterDelay(100 * kj::MILLISECONDS).then([this, bytes, settle_by] {
+              return await_online(bytes, settle_by);
+            });
+          },
+          [](kj::Exception&&) -> kj::Promise<void> { return kj::READY_NOW; });
 }
 
 void Sandbox::pause_vm() {

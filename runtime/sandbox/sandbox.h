@@ -71,6 +71,9 @@ class Sandbox {
     RuntimeConfig config;
     SandboxSizing sizing;
     std::string hostname;
+    // How long a memory resize waits for the guest to make progress
+    // (plugging, unplugging, onlining) before it answers with what it has.
+    uint32_t memory_settle_ms = 5000;
   };
 
   struct Container {
@@ -117,6 +120,20 @@ class Sandbox {
   // count out of range; resolves to the guest's online count after.
   kj::Promise<uint32_t> resize_vcpus(uint32_t vcpus);
 
+  // The guest's memory now in MiB (the sizing's until the VM boots): the
+  // boot memory and what it has plugged of the virtio-mem region.
+  uint64_t memory_mib() const;
+  // The most resize_memory allows: the sizing's maximum, or the boot
+  // memory when there is none.
+  uint64_t max_memory_mib() const;
+  // Control-API errors for a VM not running, a hypervisor that can't, a
+  // size out of range. Resolves once the guest has got there: plugged (or
+  // unplugged) up to `mib` and taken it online, as its agent's
+  // guestDetails report; or, when it stops moving for memory_settle_ms
+  // (memory it can't give back, a paused VM), to where it got. Resolves to
+  // memory_mib() then.
+  kj::Promise<uint64_t> resize_memory(uint64_t mib);
+
   void pause_vm();
   void resume_vm();
   // Idempotent; resolves once the VM has ended.
@@ -152,6 +169,11 @@ class Sandbox {
   VmConfig vm_config() const;
   // Runs `fn` on a thread of its own (hooks: they may take seconds).
   kj::Promise<void> off_loop(std::function<void()> fn);
+  // resize_memory's two waits: until the hypervisor's plugged memory is
+  // `asked`, then until the guest's own count of its memory has followed;
+  // each gives up once nothing has changed for memory_settle_ms.
+  kj::Promise<void> await_plugged(uint64_t asked, uint64_t last, kj::TimePoint settle_by);
+  kj::Promise<void> await_online(uint64_t last_bytes, kj::TimePoint settle_by);
 
   kj::AsyncIoContext& io_;
   Hypervisor& hv_;
@@ -161,6 +183,8 @@ class Sandbox {
   std::string agent_version_, guest_kernel_;
   uint32_t boot_millis_ = 0;
   uint32_t vcpus_ = 0;
+  bool booted_ = false;              // hv_ has a machine: memory_mib() asks it
+  uint64_t guest_boot_memory_ = 0;   // bytes, the agent's guestDetails at set-up (nothing plugged yet)
 
   kj::Own<kj::AsyncIoStream> agent_stream_;
   kj::Own<capnp::TwoPartyClient> agent_rpc_;

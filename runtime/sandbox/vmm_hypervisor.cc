@@ -22,6 +22,7 @@ HypervisorCapabilities VmmHypervisor::capabilities() const {
   c.dax = true;
   c.block_devices = true;
   c.vcpu_resize = true;
+  c.memory_resize = true;
   return c;
 }
 
@@ -34,6 +35,7 @@ void VmmHypervisor::boot(const VmConfig& config) {
   if (machine_) throw std::logic_error("the VM was booted already");
   machine_ = std::make_unique<Machine>(config);
   max_vcpus_ = config.max_vcpus ? config.max_vcpus : config.vcpus;
+  boot_memory_mib_ = config.memory_mib;
   machine_->start();
 }
 
@@ -45,6 +47,22 @@ void VmmHypervisor::resize_vcpus(uint32_t vcpus) {
     throw ConfigError(std::to_string(vcpus) + " vCPUs: this sandbox was booted for 1 to " + std::to_string(max_vcpus_) +
                       " (hypervisor.default_maxvcpus)");
 }
+
+void VmmHypervisor::resize_memory(uint64_t mib) {
+  Machine& m = machine();
+  // The bounds in the words of the runtime's configuration; the machine
+  // checks them again, and the block size.
+  if (!m.mem_device())
+    throw ConfigError("this sandbox's memory can't be resized: it was booted with no room to grow "
+                      "(hypervisor.default_maxmemory_mib)");
+  if (mib < boot_memory_mib_ || mib > m.max_memory_mib())
+    throw ConfigError(std::to_string(mib) + " MiB of memory: this sandbox was booted for " +
+                      std::to_string(boot_memory_mib_) + " to " + std::to_string(m.max_memory_mib()) +
+                      " MiB (hypervisor.default_maxmemory_mib)");
+  m.resize_memory(mib);
+}
+
+uint64_t VmmHypervisor::memory_mib() const { return machine().memory_mib(); }
 
 void VmmHypervisor::pause() { machine().pause(); }
 void VmmHypervisor::resume() { machine().resume(); }

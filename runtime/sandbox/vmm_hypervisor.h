@@ -25,6 +25,8 @@ class VmmHypervisor final : public Hypervisor {
   void stop() override;
   VmExit wait() override;
   void resize_vcpus(uint32_t vcpus) override;
+  void resize_memory(uint64_t mib) override;
+  uint64_t memory_mib() const override;
   void add_device(const DeviceConfig& device) override;
   bool remove_device(const std::string& id) override;
   UniqueFd connect_vsock(uint32_t port) override;
@@ -33,6 +35,7 @@ class VmmHypervisor final : public Hypervisor {
   Machine& machine() const;
   std::unique_ptr<Machine> machine_;
   uint32_t max_vcpus_ = 0;
+  uint64_t boot_memory_mib_ = 0;
 };
 
 }  // namespace skiff::runtime

@@ -1,5 +1,7 @@
 #include "memory/guest_memory.h"
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <system_error>
 
@@ -73,6 +75,42 @@ TEST(GuestMemory, RegionsAreMemfdBackedAndShareable) {
   uint32_t v = 0;
   ASSERT_EQ(pread(mem.regions()[0].memfd(), &v, 4, 0x3000), 4);
   EXPECT_EQ(v, 0xabcd1234u);
+}
+
+// virtio-mem's unplug: the pages go back to the host and read as zeroes.
+TEST(GuestMemory, DiscardGivesPagesBackAndReadsZero) {
+  auto mem = two_regions();
+  const int fd = mem.regions()[0].memfd();
+  auto allocated = [fd] {
+    struct stat st {};
+    EXPECT_EQ(fstat(fd, &st), 0);
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  };
+  mem.fill(GuestAddress(0), kMiB, 0x5a);
+  const uint64_t before = allocated();
+  EXPECT_GE(before, kMiB);
+  mem.discard(GuestAddress(0x10000), 0x20000);
+  EXPECT_LE(allocated(), before - 0x20000) << "the hole's pages went back to the host";
+  EXPECT_EQ(mem.read_obj<uint64_t>(GuestAddress(0x10000)), 0u);
+  EXPECT_EQ(mem.read_obj<uint8_t>(GuestAddress(0x2ffff)), 0u);
+  EXPECT_EQ(mem.read_obj<uint8_t>(GuestAddress(0xffff)), 0x5a) << "nothing before the range";
+  EXPECT_EQ(mem.read_obj<uint8_t>(GuestAddress(0x30000)), 0x5a) << "nothing after it";
+  // The second region's memfd, at its own offset.
+  mem.fill(GuestAddress(1ull << 32), kMiB, 0x11);
+  mem.discard(GuestAddress((1ull << 32) + 0x1000), 0x1000);
+  EXPECT_EQ(mem.read_obj<uint8_t>(GuestAddress((1ull << 32) + 0x1000)), 0u);
+  EXPECT_EQ(mem.read_obj<uint8_t>(GuestAddress(1ull << 32)), 0x11);
+}
+
+TEST(GuestMemory, DiscardRefusesBadRanges) {
+  auto mem = two_regions();
+  EXPECT_THROW(mem.discard(GuestAddress(0x1800), 0x1000), GuestMemoryError);  // unaligned start
+  EXPECT_THROW(mem.discard(GuestAddress(0x1000), 0x800), GuestMemoryError);   // unaligned length
+  EXPECT_THROW(mem.discard(GuestAddress(0x1000), 0), GuestMemoryError);
+  EXPECT_THROW(mem.discard(GuestAddress(2 * kMiB - 0x1000), 0x2000), GuestMemoryError);  // off the region
+  EXPECT_THROW(mem.discard(GuestAddress(2 * kMiB), 0x1000), GuestMemoryError);           // in the hole
+  EXPECT_THROW(mem.discard(GuestAddress(~0ull & ~0xfffull), 0x2000), GuestMemoryError);  // wraps
+  EXPECT_EQ(mem.page_size(), 0x1000u);
 }
 
 TEST(GuestMemory, LayoutSplitsAroundTheMmioGap) {

@@ -11,7 +11,7 @@ constexpr uint64_t kPage = 4096;
 constexpr uint8_t kLoaderTypeUndefined = 0xff;
 }  // namespace
 
-std::vector<E820Entry> e820_map(const GuestMemory& mem) {
+std::vector<E820Entry> e820_map(const GuestMemory& mem, uint64_t ram_end) {
   std::vector<E820Entry> map;
   const auto& regions = mem.regions();
   const auto& low = regions.front();
@@ -19,7 +19,8 @@ std::vector<E820Entry> e820_map(const GuestMemory& mem) {
   if (low.end() > layout::kEbdaStart)
     map.push_back({layout::kEbdaStart, std::min<uint64_t>(0xa0000, low.end()) - layout::kEbdaStart, kE820Reserved});
   if (low.end() > layout::kHighMemStart) map.push_back({layout::kHighMemStart, low.end() - layout::kHighMemStart, kE820Ram});
-  for (size_t i = 1; i < regions.size(); ++i) map.push_back({regions[i].start().value(), regions[i].size(), kE820Ram});
+  for (size_t i = 1; i < regions.size() && regions[i].start().value() < ram_end; ++i)
+    map.push_back({regions[i].start().value(), regions[i].size(), kE820Ram});
   return map;
 }
 

@@ -25,8 +25,9 @@ struct E820Entry {
 };
 
 // RAM below the EBDA, RAM from 1 MiB, RAM above 4 GiB; the EBDA (MP table)
-// is reported reserved.
-std::vector<E820Entry> e820_map(const GuestMemory& mem);
+// is reported reserved. Regions from `ram_end` up are device memory (the
+// virtio-mem hotplug region, layout::hotplug_region) and left out.
+std::vector<E820Entry> e820_map(const GuestMemory& mem, uint64_t ram_end = UINT64_MAX);
 
 struct InitrdPlacement {
   uint64_t addr = 0;

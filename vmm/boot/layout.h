@@ -53,4 +53,15 @@ inline constexpr uint32_t kIoapicPins = 24;
 // RAM regions for a guest of `mem_size` bytes, split around the MMIO gap.
 std::vector<RegionSpec> ram_regions(uint64_t mem_size);
 
+// virtio-mem's hotplug region (virtio/mem/mem_device.h): above RAM and the
+// 32-bit gap, both ends on Linux's x86-64 memory block (128 MiB below 64 GiB
+// of RAM), since the driver adds memory a whole block at a time and warns
+// that a misaligned region leaves part of itself unusable. It is not in the
+// e820 map: the guest learns of it from the device alone.
+inline constexpr uint64_t kHotplugAlign = 128ull << 20;
+// The region for `hotplug_size` bytes beside `mem_size` bytes of RAM; its
+// size is rounded up to kHotplugAlign (the device offers no more than the
+// VM's maximum, whatever the region's size).
+RegionSpec hotplug_region(uint64_t mem_size, uint64_t hotplug_size);
+
 }  // namespace skiff::layout

@@ -56,6 +56,7 @@ TEST(RuntimeConfig, Defaults) {
   EXPECT_EQ(c.hypervisor.default_vcpus, 1u);
   EXPECT_EQ(c.hypervisor.default_maxvcpus, 0u);
   EXPECT_EQ(c.hypervisor.default_memory_mib, 256u);
+  EXPECT_EQ(c.hypervisor.default_maxmemory_mib, 0u);
   EXPECT_FALSE(c.hypervisor.hugepages);
   EXPECT_EQ(c.hypervisor.shared_fs_cache, "auto");
   EXPECT_EQ(c.hypervisor.dax_mib, 0u);
@@ -92,6 +93,7 @@ TEST(RuntimeConfig, DocumentedFileIsTheDefaults) {
   other.hypervisor.default_vcpus = 3;
   other.hypervisor.default_maxvcpus = 8;
   other.hypervisor.default_memory_mib = 512;
+  other.hypervisor.default_maxmemory_mib = 4096;
   other.hypervisor.hugepages = true;
   other.hypervisor.shared_fs_cache = "none";
   other.hypervisor.dax_mib = 1024;
@@ -118,6 +120,7 @@ kernel_params = "quiet loglevel=3"
 default_vcpus = 2
 default_maxvcpus = 8
 default_memory_mib = 2048
+default_maxmemory_mib = 4096
 hugepages = true
 shared_fs_cache = "always"
 dax_mib = 512
@@ -139,6 +142,7 @@ static_sandbox_resource_mgmt = true
   EXPECT_EQ(c.hypervisor.default_vcpus, 2u);
   EXPECT_EQ(c.hypervisor.default_maxvcpus, 8u);
   EXPECT_EQ(c.hypervisor.default_memory_mib, 2048u);
+  EXPECT_EQ(c.hypervisor.default_maxmemory_mib, 4096u);
   EXPECT_TRUE(c.hypervisor.hugepages);
   EXPECT_EQ(c.hypervisor.shared_fs_cache, "always");
   EXPECT_EQ(c.hypervisor.dax_mib, 512u);
@@ -181,6 +185,8 @@ TEST(RuntimeConfig, EachFieldsRangeErrorNamesTheFieldAndTheLine) {
       {"hypervisor", "default_maxvcpus", "256", "255", "must be 0 to 255, not 256"},
       {"hypervisor", "default_memory_mib", "63", "64", "must be 64 to 32768 (the host's RAM in MiB), not 63"},
       {"hypervisor", "default_memory_mib", "32769", "32768", "must be 64 to 32768 (the host's RAM in MiB), not 32769"},
+      {"hypervisor", "default_maxmemory_mib", "32769", "32768", "must be 0 to 32768 (the host's RAM in MiB), not 32769"},
+      {"hypervisor", "default_maxmemory_mib", "-1", "0", "must be 0 to 32768 (the host's RAM in MiB), not -1"},
       {"hypervisor", "shared_fs_cache", R"("Auto")", R"("none")",
        R"(must be one of none, auto, always, not "Auto")"},
       {"hypervisor", "dax_mib", "1", "2", "must be 0 or a power of two from 2 to 65536, not 1"},
@@ -218,6 +224,17 @@ TEST(RuntimeConfig, MaxVcpusBelowVcpus) {
             "t:2:17: hypervisor.default_maxvcpus: must be 0 or at least default_vcpus (3), not 2");
   EXPECT_EQ(parse("[hypervisor]\ndefault_vcpus = 4\ndefault_maxvcpus = 4\n").hypervisor.default_maxvcpus, 4u);
   EXPECT_EQ(parse("[hypervisor]\ndefault_vcpus = 4\ndefault_maxvcpus = 0\n").hypervisor.default_maxvcpus, 0u);
+}
+
+TEST(RuntimeConfig, MaxMemoryBelowMemory) {
+  EXPECT_EQ(parse_error("[hypervisor]\ndefault_memory_mib = 512\ndefault_maxmemory_mib = 256\n"),
+            "test.toml:3:25: hypervisor.default_maxmemory_mib: must be 0 or at least default_memory_mib (512), not 256");
+  RuntimeConfig base = defaults();
+  base.hypervisor.default_maxmemory_mib = 300;
+  EXPECT_EQ(error_of([&] { parse_config("[hypervisor]\ndefault_memory_mib = 400\n", "t", base, kHost); }),
+            "t:2:22: hypervisor.default_maxmemory_mib: must be 0 or at least default_memory_mib (400), not 300");
+  EXPECT_EQ(parse("[hypervisor]\ndefault_maxmemory_mib = 256\n").hypervisor.default_maxmemory_mib, 256u);
+  EXPECT_EQ(parse("[hypervisor]\ndefault_memory_mib = 512\ndefault_maxmemory_mib = 0\n").hypervisor.default_maxmemory_mib, 0u);
 }
 
 TEST(RuntimeConfig, UnknownTablesAndKeys) {
@@ -426,6 +443,22 @@ TEST(SandboxSizing, AnnotationsWinOverSizing) {
   EXPECT_EQ(size(c, {{"io.skiff.memory_mib", "32768"}}).memory_mib, 32768u);
 }
 
+TEST(SandboxSizing, MaxMemoryIsTheRoomToGrowInWholeBlocks) {
+  RuntimeConfig c = sizing_config();
+  EXPECT_EQ(size(c, {}).max_memory_mib, 0u) << "no maximum, no room";
+  c.hypervisor.default_maxmemory_mib = 1024;
+  EXPECT_EQ(size(c, {}).max_memory_mib, 1024u);
+  // 256 + 101 MiB from a limit: 667 MiB above it is not whole 2 MiB blocks.
+  constexpr int64_t kMib = 1 << 20;
+  const SandboxSizing s = size(c, {}, {{.cpus = {}, .memory_bytes = 100 * kMib + 1}});
+  EXPECT_EQ(s.memory_mib, 357u);
+  EXPECT_EQ(s.max_memory_mib, 1023u);
+  EXPECT_EQ(size(c, {{"io.skiff.memory_mib", "1023"}}).max_memory_mib, 0u) << "1 MiB is no block";
+  EXPECT_EQ(size(c, {{"io.skiff.memory_mib", "1024"}}).max_memory_mib, 0u);
+  EXPECT_EQ(size(c, {{"io.skiff.memory_mib", "2048"}}).max_memory_mib, 0u) << "booted above the maximum";
+  EXPECT_EQ(size(c, {{"io.skiff.memory_mib", "1022"}}).max_memory_mib, 1024u);
+}
+
 TEST(SandboxSizing, BadAnnotationsNameTheAnnotation) {
   for (const std::string bad : {"abc", "0", "-1", "1e9", "", " 2", "2 ", "+2", "2.0", "9", "99999999999999999999999"}) {
     SCOPED_TRACE(bad);
@@ -447,6 +480,8 @@ RC_GTEST_PROP(SandboxSizingProperty, StaysWithinTheDefaultsAndTheCaps, ()) {
   c.hypervisor.default_vcpus = *rc::gen::inRange<uint32_t>(1, 256);
   c.hypervisor.default_maxvcpus = *rc::gen::element<uint32_t>(0, c.hypervisor.default_vcpus, 255);
   c.hypervisor.default_memory_mib = *rc::gen::inRange<uint64_t>(64, 32769);
+  c.hypervisor.default_maxmemory_mib =
+      *rc::gen::oneOf(rc::gen::just<uint64_t>(0), rc::gen::inRange<uint64_t>(c.hypervisor.default_memory_mib, 32769));
   std::vector<ContainerLimits> containers(*rc::gen::inRange<size_t>(0, 12));
   for (auto& l : containers) {
     if (*rc::gen::arbitrary<bool>()) l.cpus = *rc::gen::inRange(-2000, 20000) / 1000.0;
@@ -460,6 +495,14 @@ RC_GTEST_PROP(SandboxSizingProperty, StaysWithinTheDefaultsAndTheCaps, ()) {
     RC_ASSERT(s.vcpus <= s.max_vcpus);
     RC_ASSERT(s.memory_mib >= c.hypervisor.default_memory_mib);
     RC_ASSERT(s.memory_mib <= std::max<uint64_t>(c.hypervisor.default_memory_mib, kHost.memory_mib));
+    if (s.max_memory_mib != 0) {
+      RC_ASSERT(s.max_memory_mib > s.memory_mib);
+      RC_ASSERT((s.max_memory_mib - s.memory_mib) % 2 == 0);
+      RC_ASSERT(s.max_memory_mib <= c.hypervisor.default_maxmemory_mib);
+      RC_ASSERT(c.hypervisor.default_maxmemory_mib - s.max_memory_mib <= 1);
+    } else {
+      RC_ASSERT(c.hypervisor.default_maxmemory_mib <= s.memory_mib + 1);
+    }
   } catch (const ConfigError& e) {
     RC_ASSERT(std::string(e.what()).rfind("container ", 0) == 0);
   }

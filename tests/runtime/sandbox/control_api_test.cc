@@ -75,6 +75,10 @@ class ControlApiTest : public ::testing::Test {
     settings.config = default_config("/nonexistent/kernel", "");
     settings.config.hypervisor.boot_timeout_ms = 10000;
     settings.sizing = {1, 2, 128, ""};
+    settings.sizing.max_memory_mib = 256;  // room for a virtio-mem resize
+    // The host-run agent reports the host's memory, which never follows a
+    // resize: each resize waits this long for it, then answers.
+    settings.memory_settle_ms = 200;
     {
       Sandbox sandbox(io, hv, settings);
       try {
@@ -343,6 +347,46 @@ TEST_F(ControlApiTest, ResizeVcpusAsksTheAgentWithinTheBootedMaximum) {
   client_->wait(resize(1).ignoreResult());
   std::ifstream(dir_ + "/cpu/cpu1/online") >> cpu1;
   EXPECT_EQ(cpu1, "0") << "and offline again";
+}
+
+TEST_F(ControlApiTest, ResizeMemoryWithinTheBootedMaximum) {
+  auto resize = [&](uint64_t mib) {
+    auto req = client_->sandbox().resizeMemoryRequest();
+    req.setMemoryMib(mib);
+    return req.send();
+  };
+  auto memory_now = [&] { return client_->wait(client_->sandbox().infoRequest().send()).getInfo().getMemoryMib(); };
+  EXPECT_EQ(memory_now(), 128u);
+  EXPECT_EQ(client_->wait(client_->sandbox().infoRequest().send()).getInfo().getMaxMemoryMib(), 256u);
+
+  EXPECT_EQ(client_->wait(resize(256)).getMemoryMib(), 256u);
+  EXPECT_EQ(memory_now(), 256u) << "info follows the guest";
+  EXPECT_EQ(client_->wait(resize(130)).getMemoryMib(), 130u);
+  EXPECT_EQ(hv_->memory_resizes.load(), 2);
+
+  // Out of range, off the 2 MiB blocks: the hypervisor's one line, unchanged.
+  EXPECT_NE(error_of(resize(258).ignoreResult()).find("memory 258 out of 128..256 in 2 MiB steps"), std::string::npos);
+  EXPECT_NE(error_of(resize(64).ignoreResult()).find("memory 64 out of 128..256"), std::string::npos);
+  EXPECT_NE(error_of(resize(131).ignoreResult()).find("memory 131 out of"), std::string::npos);
+  EXPECT_EQ(hv_->memory_resizes.load(), 2);
+  EXPECT_EQ(memory_now(), 130u);
+
+  // A guest that can't give everything back: the answer is where it got.
+  EXPECT_EQ(client_->wait(resize(256)).getMemoryMib(), 256u);
+  hv_->unplug_floor_mib = 200;
+  EXPECT_EQ(client_->wait(resize(128)).getMemoryMib(), 200u);
+  EXPECT_EQ(memory_now(), 200u);
+  hv_->unplug_floor_mib = 0;
+
+  client_->wait(client_->sandbox().pauseRequest().send().ignoreResult());
+  EXPECT_NE(error_of(resize(128).ignoreResult()).find("paused, not running: its memory can't be resized"),
+            std::string::npos);
+  client_->wait(client_->sandbox().resumeRequest().send().ignoreResult());
+  hv_->memory_resize = false;
+  EXPECT_NE(error_of(resize(128).ignoreResult()).find("host-agent (test) can't resize a running VM's memory"),
+            std::string::npos);
+  hv_->memory_resize = true;
+  EXPECT_EQ(hv_->memory_resizes.load(), 4);
 }
 
 class EventRecorder final : public api::control::EventSink::Server {

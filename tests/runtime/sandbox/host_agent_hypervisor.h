@@ -16,6 +16,7 @@
 
 #include <kj/async-unix.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <stdexcept>
@@ -43,11 +44,14 @@ class HostAgentHypervisor final : public Hypervisor {
     HypervisorCapabilities c;
     c.pause = true;
     c.vcpu_resize = true;
+    c.memory_resize = memory_resize;
     return c;
   }
   void boot(const VmConfig& config) override {
     booted_vcpus_ = 1;
     max_vcpus_ = config.max_vcpus ? config.max_vcpus : config.vcpus;
+    boot_memory_mib_ = requested_mib_ = config.memory_mib;
+    max_memory_mib_ = std::max(config.max_memory_mib, config.memory_mib);
     agent::Fd listener = agent::listen_unix(path_);
     child_ = ::fork();
     if (child_ < 0) throw std::runtime_error("fork");
@@ -91,6 +95,17 @@ class HostAgentHypervisor final : public Hypervisor {
   void resize_vcpus(uint32_t vcpus) override {
     if (vcpus == 0 || vcpus > max_vcpus_) throw ConfigError("vcpus " + std::to_string(vcpus) + " out of 1.." + std::to_string(max_vcpus_));
   }
+  // A guest with a virtio-mem driver that follows at once, down to
+  // unplug_floor_mib (memory it can't give back).
+  void resize_memory(uint64_t mib) override {
+    if (max_memory_mib_ == boot_memory_mib_) throw ConfigError("no room to grow");
+    if (mib < boot_memory_mib_ || mib > max_memory_mib_ || (mib - boot_memory_mib_) % 2)
+      throw ConfigError("memory " + std::to_string(mib) + " out of " + std::to_string(boot_memory_mib_) + ".." +
+                        std::to_string(max_memory_mib_) + " in 2 MiB steps");
+    requested_mib_ = mib;
+    ++memory_resizes;
+  }
+  uint64_t memory_mib() const override { return std::max<uint64_t>(requested_mib_, unplug_floor_mib); }
   void add_device(const DeviceConfig&) override {}
   bool remove_device(const std::string&) override { return false; }
   UniqueFd connect_vsock(uint32_t) override {
@@ -128,11 +143,16 @@ class HostAgentHypervisor final : public Hypervisor {
   int exit_status = -1;  // waitpid's status of the agent process
   int booted_vcpus_ = 0;
   std::string cpu_sysfs_dir;  // the agent's /sys/devices/system/cpu; set before boot
+  std::atomic<bool> memory_resize{true};  // the capability
+  std::atomic<uint64_t> unplug_floor_mib{0};
+  std::atomic<int> memory_resizes{0};
 
  private:
   std::string path_, cgroup_parent_;
   pid_t child_ = -1;
   uint32_t max_vcpus_ = 0;
+  uint64_t boot_memory_mib_ = 0, max_memory_mib_ = 0;
+  std::atomic<uint64_t> requested_mib_{0};
   std::atomic<bool> ended_{false};
   std::vector<std::thread> relays_;
 };

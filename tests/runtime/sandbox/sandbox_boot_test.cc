@@ -50,6 +50,8 @@ class FakeHypervisor final : public Hypervisor {
     return {VmExitKind::Stopped, "stopped by the host"};
   }
   void resize_vcpus(uint32_t) override {}
+  void resize_memory(uint64_t) override {}
+  uint64_t memory_mib() const override { return 0; }
   void add_device(const DeviceConfig&) override {}
   bool remove_device(const std::string&) override { return false; }
   UniqueFd connect_vsock(uint32_t) override {

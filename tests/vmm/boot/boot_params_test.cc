@@ -39,6 +39,33 @@ TEST(E820, LargeGuestSkipsTheMmioGap) {
   for (const auto& e : map) EXPECT_FALSE(e.addr < layout::kMmioGapEnd && e.addr + e.size > layout::kMmioGapStart);
 }
 
+// virtio-mem's hotplug region: above RAM and 4 GiB, on 128 MiB boundaries,
+// its own region of guest memory but not RAM the e820 map reports.
+TEST(E820, TheHotplugRegionIsNotInTheMap) {
+  const auto hp = layout::hotplug_region(128 * kMiB, 256 * kMiB);
+  EXPECT_EQ(hp.start.value(), layout::kMmioGapEnd);
+  EXPECT_EQ(hp.size, 256 * kMiB);
+  auto specs = layout::ram_regions(128 * kMiB);
+  specs.push_back(hp);
+  auto mem = GuestMemory::create(specs);
+  const auto map = e820_map(mem, hp.start.value());
+  ASSERT_EQ(map.size(), 3u);
+  EXPECT_EQ(map[2], (E820Entry{0x100000, 127 * kMiB, kE820Ram}));
+  EXPECT_EQ(e820_map(mem).size(), 4u) << "without the bound every region is RAM";
+
+  // RAM past the gap: the region starts above it, on the next 128 MiB.
+  const auto big = layout::hotplug_region(3100 * kMiB, 130 * kMiB);
+  EXPECT_EQ(big.start.value(), layout::kMmioGapEnd + 128 * kMiB);  // RAM ends at 4 GiB + 28 MiB
+  EXPECT_EQ(big.size, 256 * kMiB) << "rounded up to whole memory blocks";
+  auto big_specs = layout::ram_regions(3100 * kMiB);
+  big_specs.push_back(big);
+  auto big_mem = GuestMemory::create(big_specs);
+  const auto big_map = e820_map(big_mem, big.start.value());
+  ASSERT_EQ(big_map.size(), 4u);
+  EXPECT_EQ(big_map[3], (E820Entry{1ull << 32, 28 * kMiB, kE820Ram}));
+  EXPECT_EQ(layout::hotplug_region(4096 * kMiB, 2 * kMiB).start.value(), (5ull << 30));
+}
+
 TEST(ZeroPage, FieldsSitAtTheBootProtocolOffsets) {
   setup_header hdr{};
   hdr.boot_flag = 0xaa55;
