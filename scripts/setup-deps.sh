@@ -25,6 +25,10 @@ packages=(
   linux-source-6.1 bc bison flex libelf-dev   # the guest kernel (guest-kernel/build-kernel.sh)
   busybox-static python3               # initramfs and the outer VM of the e2e tier
   golang-go golang-github-opencontainers-runtime-tools-dev   # OCI bundle validation and the conformance suite (tests/oci)
+  protobuf-compiler libprotobuf-dev     # containerd's shim messages, generated at build time (runtime/shim)
+  golang-github-containerd-containerd-dev golang-github-containerd-cgroups-dev   # their .proto files: task v2, types, events, cgroup metrics
+  golang-github-gogo-protobuf-dev       # gogo.proto, which they import
+  golang-github-containerd-ttrpc-dev    # Go's ttrpc, the interop peer of ours (tests/runtime/shim/interop); no C++ ttrpc is packaged
 )
 
 missing=()
