@@ -109,6 +109,10 @@ VmConfig Sandbox::vm_config() const {
   vm.max_vcpus = settings_.sizing.max_vcpus;
   vm.memory_mib = settings_.sizing.memory_mib;
   vm.max_memory_mib = settings_.sizing.max_memory_mib;  // 0: no virtio-mem device
+  // Memory plugged in later goes to ZONE_MOVABLE as far as the kernel can
+  // spare it (auto-movable keeps it at most 3x the boot memory), so a shrink
+  // gets it back: in ZONE_NORMAL kernel allocations pin blocks for good.
+  if (vm.max_memory_mib > vm.memory_mib) vm.cmdline += " memhp_default_state=online memory_hotplug.online_policy=auto-movable";
   vm.hugepages = h.hugepages;
   vm.console = {ConsoleMode::File, settings_.state_dir + "/console.log"};
   ShareConfig share;

@@ -358,6 +358,9 @@ TEST_F(ControlApiTest, ResizeMemoryWithinTheBootedMaximum) {
   auto memory_now = [&] { return client_->wait(client_->sandbox().infoRequest().send()).getInfo().getMemoryMib(); };
   EXPECT_EQ(memory_now(), 128u);
   EXPECT_EQ(client_->wait(client_->sandbox().infoRequest().send()).getInfo().getMaxMemoryMib(), 256u);
+  EXPECT_NE(hv_->booted_cmdline.find(" memhp_default_state=online memory_hotplug.online_policy=auto-movable"),
+            std::string::npos)
+      << "plugged memory goes where a shrink can take it back: " << hv_->booted_cmdline;
 
   EXPECT_EQ(client_->wait(resize(256)).getMemoryMib(), 256u);
   EXPECT_EQ(memory_now(), 256u) << "info follows the guest";

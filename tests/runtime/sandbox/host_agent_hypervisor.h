@@ -48,6 +48,7 @@ class HostAgentHypervisor final : public Hypervisor {
     return c;
   }
   void boot(const VmConfig& config) override {
+    booted_cmdline = config.cmdline;
     booted_vcpus_ = 1;
     max_vcpus_ = config.max_vcpus ? config.max_vcpus : config.vcpus;
     boot_memory_mib_ = requested_mib_ = config.memory_mib;
@@ -146,6 +147,7 @@ class HostAgentHypervisor final : public Hypervisor {
   std::atomic<bool> memory_resize{true};  // the capability
   std::atomic<uint64_t> unplug_floor_mib{0};
   std::atomic<int> memory_resizes{0};
+  std::string booted_cmdline;  // the VmConfig the sandbox booted with
 
  private:
   std::string path_, cgroup_parent_;
