@@ -3,6 +3,17 @@
 ROOT=$WORK/root
 PIN=$(vm_pin)
 sk() { ${PIN:-} "$SKIFF" --root "$ROOT" "$@"; }
+ctl() { ${PIN:-} skiffctl --root "$ROOT" "$@"; }  # the control API's client (ctl_* cases)
+
+# Wrong input to skiffctl: status $1 (1, or 2 for usage) and one line on
+# stderr holding $2.   expect_error STATUS TEXT SKIFFCTL_ARGS...
+expect_error() {
+  want=$1 text=$2; shift 2
+  st=0; ctl "$@" > "$WORK/bad_out.txt" 2> "$WORK/bad.txt" < /dev/null || st=$?
+  [ "$st" = "$want" ] || cli_fail "skiffctl $*: status $st, expected $want"
+  grep -q "$text" "$WORK/bad.txt" || cli_fail "skiffctl $*: said $(cat "$WORK/bad.txt")"
+  [ "$(wc -l < "$WORK/bad.txt")" = 1 ] || cli_fail "skiffctl $*: more than one line: $(cat "$WORK/bad.txt")"
+}
 
 # A bundle in $WORK/$1 whose process is `sh -c "$2"`; $3, when given, is
 # "true" for a terminal. The rootfs is busybox-static with its applets.

@@ -5,7 +5,6 @@
 # a person gets for a wrong sandbox, container, method or signal.
 . "$(dirname "$0")/_common.sh"
 . "$(dirname "$0")/_cli.sh"
-ctl() { ${PIN:-} skiffctl --root "$ROOT" "$@"; }
 
 make_bundle box 'trap "echo got TERM; exit 9" TERM; echo started; while :; do sleep 0.2; done'
 sk create --bundle "$WORK/box" box > "$WORK/out.txt" 2> "$WORK/err.txt" < /dev/null || cli_fail "create failed"
@@ -65,13 +64,6 @@ ctl resize box --vcpus 1 > "$WORK/resize.txt" 2>&1 || cli_fail "resize to 1: $(c
 [ "$(ctl exec box box -- grep -c ^processor /proc/cpuinfo < /dev/null)" = 1 ] || cli_fail "the container still sees 2 vCPUs"
 
 # Wrong input: one line naming what was wrong, status 1 (2 for usage).
-expect_error() {  # expected status, expected text, skiffctl arguments...
-  want=$1 text=$2; shift 2
-  st=0; ctl "$@" > "$WORK/bad_out.txt" 2> "$WORK/bad.txt" < /dev/null || st=$?
-  [ "$st" = "$want" ] || cli_fail "skiffctl $*: status $st, expected $want"
-  grep -q "$text" "$WORK/bad.txt" || cli_fail "skiffctl $*: said $(cat "$WORK/bad.txt")"
-  [ "$(wc -l < "$WORK/bad.txt")" = 1 ] || cli_fail "skiffctl $*: more than one line: $(cat "$WORK/bad.txt")"
-}
 expect_error 1 'no sandbox "nobox"' status nobox
 expect_error 1 'container "ghost"' status box ghost
 expect_error 1 'not a parameterless method' raw box frobnicate

@@ -45,25 +45,32 @@ wait_listening() {
 }
 
 status=0
+# pair WHO ADDRESS LOG SERVER_CMD... -- CLIENT_CMD...: starts the server,
+# runs the client against it once it listens, and expects the server to
+# exit 0 after the client's Shutdown call.
+pair() {
+  local who=$1 log=$2
+  shift 2
+  local server=() client=()
+  while [ "$1" != -- ]; do server+=("$1"); shift; done
+  shift
+  client=("$@")
+  "${server[@]}" >"$log" 2>&1 &
+  pids+=($!)
+  wait_listening $! "$log"
+  "${client[@]}" || status=1
+  if ! wait "${pids[-1]}"; then
+    echo "$who did not exit cleanly after Shutdown:"; cat "$log"; status=1
+  fi
+}
+
 echo "== Go's ttrpc client -> our server"
 addr="unix://$run/cpp.sock"
-"$peer" serve "$addr" >"$run/cpp-server.log" 2>&1 &
-pids+=($!)
-wait_listening $! "$run/cpp-server.log"
-"$work/ttrpc-interop-go" client "$addr" || status=1
-if ! wait "${pids[-1]}"; then
-  echo "our server did not exit cleanly after Shutdown:"; cat "$run/cpp-server.log"; status=1
-fi
+pair "our server" "$run/cpp-server.log" "$peer" serve "$addr" -- "$work/ttrpc-interop-go" client "$addr"
 
 echo "== our ttrpc client -> Go's server"
 addr="skiff-ttrpc-interop-$$"
-"$work/ttrpc-interop-go" server "$addr" >"$run/go-server.log" 2>&1 &
-pids+=($!)
-wait_listening $! "$run/go-server.log"
-"$peer" call "$addr" || status=1
-if ! wait "${pids[-1]}"; then
-  echo "Go's server did not exit cleanly after Shutdown:"; cat "$run/go-server.log"; status=1
-fi
+pair "Go's server" "$run/go-server.log" "$work/ttrpc-interop-go" server "$addr" -- "$peer" call "$addr"
 grep FAIL "$run/go-server.log" && status=1
 
 [ "$status" = 0 ] && echo "ttrpc interop: both ways pass" || echo "ttrpc interop: FAILED"
