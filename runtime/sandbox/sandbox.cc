@@ -152,7 +152,7 @@ kj::Promise<void> Sandbox::start() {
     for (auto& [id, c] : containers_)
       if (!c->exit) record_exit(*c, {255, 0});
   }));
-  const auto deadline = io_.provider->getTimer().now() + settings_.config.hypervisor.boot_timeout_ms * kj::MILLISECONDS;
+  const auto deadline = timer().now() + settings_.config.hypervisor.boot_timeout_ms * kj::MILLISECONDS;
   return dial_agent(deadline).then([this] { return setup_guest(); }).then([this, t0] {
     boot_millis_ = static_cast<uint32_t>(
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
@@ -190,11 +190,11 @@ kj::Promise<void> Sandbox::dial_agent(kj::TimePoint deadline) {
           return kj::READY_NOW;
         }
         if (vm_state_ == "stopped") throw_control_error("the VM ended before its agent answered: " + vm_exit_.detail);
-        if (io_.provider->getTimer().now() > deadline)
+        if (timer().now() > deadline)
           throw_control_error("the guest agent did not answer on vsock port " + std::to_string(settings_.config.agent.port) +
                               " within " + std::to_string(settings_.config.hypervisor.boot_timeout_ms) + " ms (console: " +
                               settings_.state_dir + "/console.log)");
-        return io_.provider->getTimer().afterDelay(20 * kj::MILLISECONDS).then([this, deadline] { return dial_agent(deadline); });
+        return timer().afterDelay(20 * kj::MILLISECONDS).then([this, deadline] { return dial_agent(deadline); });
       });
 }
 
@@ -371,7 +371,7 @@ kj::Promise<uint32_t> Sandbox::start_container(Container& c) {
             if (auto it = containers_.find(id); it != containers_.end()) record_exit(*it->second, {255, 0});
           };
           // Fresh lambdas: then() would keep a named one by reference.
-          return io_.provider->getTimer().timeoutAfter(5 * kj::SECONDS, vm_ended()).then([lost] { lost(); }, [lost](kj::Exception&&) { lost(); });
+          return timer().timeoutAfter(5 * kj::SECONDS, vm_ended()).then([lost] { lost(); }, [lost](kj::Exception&&) { lost(); });
         }));
     log::container_info("sandbox", c.id, "container started", {{"guest_pid", static_cast<int64_t>(c.guest_pid)}});
     auto hooks = c.bundle.hooks.poststart;
